@@ -1,0 +1,44 @@
+"""hrnet-zoo: HRNet backbones (timm-compatible), representation heads and task models.
+
+``import hrnet_zoo`` registers every HRNet variant with ``timm.create_model``.
+"""
+from __future__ import annotations
+
+from typing import Any, List
+
+import timm
+from torch import nn
+
+from . import _timm
+from .backbone import HRNet, HighResolutionModule
+from .classifier import HighResolutionNet, HighResolutionNetFeatures
+from .configs import HRNET_CONFIGS, HRNetConfig, StageConfig, get_config
+from .representations import HRNetV1, HRNetV2, HRNetV2p
+from .tasks import TASK_MODELS
+
+__version__ = '0.1.0'
+
+__all__ = [
+    'create_model', 'list_models', 'get_config', 'HRNetConfig', 'StageConfig', 'HRNET_CONFIGS',
+    'HRNet', 'HighResolutionModule', 'HighResolutionNet', 'HighResolutionNetFeatures',
+    'HRNetV1', 'HRNetV2', 'HRNetV2p', '__version__',
+]
+
+
+def list_models(pretrained: bool = False) -> List[str]:
+    """Names this package provides: the timm backbones/classifiers and the task models.
+    ``pretrained=True`` lists the classifiers' ``arch.tag`` names that have weights."""
+    if pretrained:
+        return sorted(n for n in timm.list_models(pretrained=True) if n.split('.')[0] in _timm.MODEL_NAMES)
+    return sorted(_timm.MODEL_NAMES) + sorted(TASK_MODELS)
+
+
+def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """Build a model by name: a classifier/backbone (``'hrnet_w32'``, ``'hrnet_w32.ms_in1k'``, with
+    timm's arguments ``features_only``, ``out_indices``, ``feature_location``, ``num_classes``, ...)
+    or a task model (``'hrnet_w32_pose_coco_256x192'``, ...)."""
+    if name in TASK_MODELS:
+        return TASK_MODELS[name](pretrained=pretrained, **kwargs)
+    if name.split('.')[0] not in _timm.MODEL_NAMES:
+        raise ValueError(f'unknown model {name!r}; hrnet_zoo.list_models() gives the choices')
+    return timm.create_model(name, pretrained=pretrained, **kwargs)

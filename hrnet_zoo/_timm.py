@@ -1,0 +1,68 @@
+"""Registration of the HRNet variants with timm.
+
+``import hrnet_zoo`` replaces timm's own ``hrnet_*`` entrypoints with ours. The pretrained configs
+(tags such as ``hrnet_w32.ms_in1k`` and their ``hf_hub_id``) are taken from timm's own
+``timm.models.hrnet.default_cfgs`` at import time, so every weight timm can load resolves the same
+files into our model (the state_dict layouts are identical). timm's "Overwriting ..." warning is
+silenced for these names only: the override is intended.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from timm.models import build_model_with_cfg, register_model
+from timm.models._builder import pretrained_cfg_for_features
+from timm.models.hrnet import default_cfgs as _timm_hrnet_cfgs
+
+from .classifier import HighResolutionNet, HighResolutionNetFeatures
+from .configs import get_config
+
+# One source of truth for the pretrained tags: timm's table for the same architectures.
+default_cfgs = dict(_timm_hrnet_cfgs)
+
+
+def _create_hrnet(variant: str, pretrained: bool = False, **kwargs: Any):
+    """Build ``variant`` through timm's builder (pretrained_cfg, weight loading, feature wrappers).
+
+    ``features_only=True`` gives :class:`HighResolutionNetFeatures` (``feature_location`` one of
+    ``'incre'``, ``''``, ``'v2'``, ``'v2p'``) unless a timm ``feature_cls`` (``'getter'``,
+    ``'hook'``, ...) is asked for, which then wraps the classifier the timm way.
+    """
+    cfg = get_config(variant)
+    features_only = kwargs.get('features_only', False)
+    native_features = features_only and kwargs.get('feature_cls') in (None, 'hrnet')
+    model_cls = HighResolutionNet
+    kwargs_filter = None
+    if native_features:
+        kwargs.pop('features_only')
+        kwargs.pop('feature_cls', None)
+        model_cls = HighResolutionNetFeatures
+        kwargs_filter = ('num_classes', 'global_pool')
+    model = build_model_with_cfg(
+        model_cls, variant, pretrained, model_cfg=cfg,
+        pretrained_strict=not features_only, kwargs_filter=kwargs_filter, **kwargs)
+    if native_features:
+        model.pretrained_cfg = model.default_cfg = pretrained_cfg_for_features(model.pretrained_cfg)
+    return model
+
+
+def _entrypoint(name: str):
+    def fn(pretrained: bool = False, **kwargs: Any) -> HighResolutionNet:
+        return _create_hrnet(name, pretrained, **kwargs)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__module__ = __name__
+    fn.__doc__ = (f'{name}: HRNet ImageNet classifier (hrnet_zoo implementation); '
+                  f'``features_only=True`` for feature maps.')
+    return fn
+
+
+MODEL_NAMES = (
+    'hrnet_w18_small', 'hrnet_w18_small_v2', 'hrnet_w18', 'hrnet_w30', 'hrnet_w32', 'hrnet_w40',
+    'hrnet_w44', 'hrnet_w48', 'hrnet_w64', 'hrnet_w18_ssld', 'hrnet_w48_ssld',
+)
+
+with warnings.catch_warnings():
+    warnings.filterwarnings('ignore', message=r'Overwriting hrnet_\w+ in registry')
+    for _name in MODEL_NAMES:
+        globals()[_name] = register_model(_entrypoint(_name))
