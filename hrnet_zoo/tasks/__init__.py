@@ -21,3 +21,4 @@ def register_task_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module
 
 
 # Task modules register their builders on import (one line each below).
+from . import pose  # noqa: E402,F401  (HRNetV1 human pose)

@@ -1,0 +1,132 @@
+"""Geometry of top-down keypoint estimation: person box -> centre/scale, the affine crop (with
+scale / rotation augmentation), horizontal flips with flip pairs, and back-projection.
+
+Coordinate convention (used by every function here, by the targets and by the decoders):
+pixel ``i`` of an image, crop or heatmap has its centre at coordinate ``i`` (COCO keypoints are
+used as such). A crop of ``scale * pixel_std`` image pixels around ``center`` maps that extent onto
+the output's full extent ``[-0.5, size - 0.5]``. With this convention
+
+- image -> heatmap is the same affine map as image -> crop, built for the heatmap's size, and
+- flipping a crop (``x -> W - 1 - x``) corresponds exactly to flipping its heatmap array
+  (``u -> W/stride - 1 - u``), so flip-test averaging needs no one-pixel shift.
+
+``scale`` is in units of ``pixel_std`` = 200 px, as in the official deep-high-resolution-net code
+(``lib/dataset/coco.py``: box -> centre/scale, aspect ratio of the input, 1.25 padding).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+PIXEL_STD = 200.0
+BOX_PADDING = 1.25
+
+# COCO's 17 keypoints (nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles) pair up
+# left/right as (1,2), (3,4), ..., (15,16) (0-based), as in the official COCODataset.flip_pairs.
+COCO_FLIP_PAIRS: Tuple[Tuple[int, int], ...] = tuple((i, i + 1) for i in range(1, 17, 2))
+COCO_KEYPOINT_NAMES = (
+    'nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear', 'left_shoulder', 'right_shoulder',
+    'left_elbow', 'right_elbow', 'left_wrist', 'right_wrist', 'left_hip', 'right_hip', 'left_knee',
+    'right_knee', 'left_ankle', 'right_ankle')
+COCO_SKELETON = (  # 0-based limb pairs, for drawing
+    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
+    (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6))
+
+
+def box_to_center_scale(box: Sequence[float], aspect_ratio: float, padding: float = BOX_PADDING,
+                        pixel_std: float = PIXEL_STD) -> Tuple[np.ndarray, np.ndarray]:
+    """COCO box ``[x, y, w, h]`` -> (centre (2,), scale (2,) in ``pixel_std`` units).
+
+    The box is grown to ``aspect_ratio = width / height`` of the network input (0.75 for 256x192)
+    about its centre, then padded by ``padding`` (1.25), as the official pose code does.
+    """
+    x, y, w, h = (float(v) for v in box[:4])
+    if w <= 0 or h <= 0:
+        raise ValueError(f'box {list(box)} has no area; expected [x, y, w, h] with w, h > 0')
+    center = np.array([x + 0.5 * w, y + 0.5 * h], dtype=np.float32)
+    if w > aspect_ratio * h:
+        h = w / aspect_ratio
+    else:
+        w = h * aspect_ratio
+    scale = np.array([w, h], dtype=np.float32) / pixel_std * padding
+    return center, scale
+
+
+def clip_box(box: Sequence[float], width: int, height: int):
+    """Clip a COCO box ``[x, y, w, h]`` to the image ``[0, width-1] x [0, height-1]``.
+
+    Returns the clipped box, or ``None`` when nothing of it lies inside the image (documented
+    behaviour: such boxes are skipped by :class:`~hrnet_zoo.tasks.pose.dataset.COCOKeypoints`).
+    """
+    x, y, w, h = (float(v) for v in box[:4])
+    x1, y1 = max(0.0, x), max(0.0, y)
+    x2, y2 = min(width - 1.0, x + max(0.0, w)), min(height - 1.0, y + max(0.0, h))
+    if x2 <= x1 or y2 <= y1:
+        return None
+    return [x1, y1, x2 - x1, y2 - y1]
+
+
+def affine_matrix(center, scale, rot: float, output_size: Tuple[int, int],
+                  pixel_std: float = PIXEL_STD, inverse: bool = False) -> np.ndarray:
+    """The 2x3 matrix taking image coordinates to crop coordinates (``inverse``: crop -> image).
+
+    ``output_size`` is ``(height, width)``. The crop is ``scale[0] * pixel_std`` image pixels wide
+    (the height follows from the output's aspect ratio) around ``center``, rotated by ``rot``
+    degrees (positive: the crop's content turns counter-clockwise on screen).
+    """
+    out_h, out_w = output_size
+    scale = np.broadcast_to(np.asarray(scale, dtype=np.float64), (2,))
+    s = out_w / (scale[0] * pixel_std)
+    a = math.radians(rot)
+    cos, sin = math.cos(a), math.sin(a)
+    lin = s * np.array([[cos, sin], [-sin, cos]])
+    c = np.asarray(center, dtype=np.float64)
+    c_out = np.array([(out_w - 1) / 2.0, (out_h - 1) / 2.0])
+    m = np.concatenate([lin, (c_out - lin @ c)[:, None]], axis=1)
+    if inverse:
+        inv = np.linalg.inv(lin)
+        m = np.concatenate([inv, (c - inv @ c_out)[:, None]], axis=1)
+    return m
+
+
+def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply a 2x3 affine ``matrix`` to ``points`` (..., 2)."""
+    pts = np.asarray(points, dtype=np.float64)
+    return pts @ matrix[:, :2].T + matrix[:, 2]
+
+
+def warp_image(image: torch.Tensor, matrix: np.ndarray, output_size: Tuple[int, int]) -> torch.Tensor:
+    """Crop ``image`` (C, H, W float) with the image -> crop ``matrix`` by bilinear sampling;
+    outside the image is zero. Returns (C, out_h, out_w)."""
+    c, h, w = image.shape
+    out_h, out_w = output_size
+    full = np.vstack([matrix, [0.0, 0.0, 1.0]])
+    inv = np.linalg.inv(full)[:2]
+    ys, xs = np.meshgrid(np.arange(out_h, dtype=np.float64), np.arange(out_w, dtype=np.float64),
+                         indexing='ij')
+    src = apply_affine(np.stack([xs, ys], axis=-1), inv)
+    # grid_sample(align_corners=False): -1 and 1 are the outer edges, pixel i's centre is (2i+1)/n-1.
+    gx = (2 * src[..., 0] + 1) / w - 1
+    gy = (2 * src[..., 1] + 1) / h - 1
+    grid = torch.from_numpy(np.stack([gx, gy], axis=-1)).to(image.dtype)[None]
+    return F.grid_sample(image[None], grid, mode='bilinear', padding_mode='zeros', align_corners=False)[0]
+
+
+def flip_keypoints(keypoints: np.ndarray, width: int, flip_pairs: Sequence[Tuple[int, int]]) -> np.ndarray:
+    """Mirror keypoints (K, >=2) of an image/crop ``width`` px wide and swap the left/right pairs."""
+    out = np.array(keypoints, dtype=np.float64, copy=True)
+    out[:, 0] = width - 1 - out[:, 0]
+    for a, b in flip_pairs:
+        out[[a, b]] = out[[b, a]]
+    return out
+
+
+def check_flip_pairs(flip_pairs: Sequence[Tuple[int, int]], num_keypoints: int) -> None:
+    """Raise a clear error when a flip pair names a keypoint outside ``range(num_keypoints)``."""
+    for a, b in flip_pairs:
+        if not (0 <= a < num_keypoints and 0 <= b < num_keypoints):
+            raise ValueError(f'flip pair ({a}, {b}) is out of range for {num_keypoints} keypoints')
