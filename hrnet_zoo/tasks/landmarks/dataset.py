@@ -1,0 +1,100 @@
+"""Face crops with landmark heatmap targets from the official HRNet-Facial-Landmark-Detection CSV
+files (``face_landmarks_wflw_test.csv``, ...): a header row, then per face
+``image_name, scale, center_w, center_h, x1, y1, ..., xL, yL``; AFLW files have a ``box_size``
+column after ``scale``. ``scale`` is the face size in units of 200 px; the crop is padded by 1.25
+(official). Training samples get random scale (+-25%), rotation (+-30 degrees, probability 0.6)
+and flip (with the set's flip pairs), as in the official configs.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..pose.dataset import load_image, normalize
+from ..pose.targets import gaussian_heatmaps
+from ..pose.transforms import affine_matrix, apply_affine, check_flip_pairs, flip_keypoints, warp_image
+from .datasets import FACE_DATASETS, FaceDatasetSpec
+
+FACE_PADDING = 1.25
+
+
+def read_landmark_csv(path: str, num_landmarks: int):
+    """Rows of an official landmark CSV as dicts (name, scale, box_size or None, center, points)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'landmark file {path!r} does not exist')
+    with open(path, newline='') as f:
+        rows = [r for r in csv.reader(f) if r]
+    if len(rows) < 2:
+        raise ValueError(f'{path}: no faces (expected a header row and one row per face)')
+    rows = rows[1:]
+    plain, with_box = 4 + 2 * num_landmarks, 5 + 2 * num_landmarks
+    out = []
+    for i, r in enumerate(rows):
+        if len(r) not in (plain, with_box):
+            raise ValueError(f'{path}: row {i + 2} has {len(r)} columns; {num_landmarks} landmarks need '
+                             f'{plain} (name, scale, center_w, center_h, points) or {with_box} (AFLW, with box_size)')
+        vals = [float(v) for v in r[1:]]
+        box = vals.pop(1) if len(r) == with_box else None
+        out.append({'name': r[0], 'scale': vals[0], 'box_size': box, 'center': np.array(vals[1:3]),
+                    'points': np.array(vals[3:], dtype=np.float64).reshape(num_landmarks, 2)})
+    return out
+
+
+class FaceLandmarks(Dataset):
+    """Items: ``image`` (3, H, W), ``target`` (L, h, w), ``target_weight`` (L, 1), ``landmarks``
+    (L, 2) in image pixels, ``center`` (2,), ``scale`` (scalar, 200 px units incl. padding),
+    ``rotation``, ``box_size`` (AFLW's normaliser, else 0), ``index``."""
+
+    def __init__(self, csv_file: str, image_root: str, dataset: str = 'wflw',
+                 input_size: Tuple[int, int] = (256, 256), train: bool = False, sigma: float = 1.5,
+                 stride: int = 4, scale_factor: float = 0.25, rotation_factor: float = 30.0,
+                 rotation_prob: float = 0.6, flip_prob: float = 0.5, spec: Optional[FaceDatasetSpec] = None):
+        if spec is None:
+            if dataset not in FACE_DATASETS:
+                raise ValueError(f'unknown face dataset {dataset!r}; choose one of {sorted(FACE_DATASETS)} '
+                                 'or pass spec=FaceDatasetSpec(...)')
+            spec = FACE_DATASETS[dataset]
+        check_flip_pairs(spec.flip_pairs, spec.num_landmarks)
+        self.spec, self.flip_pairs = spec, spec.flip_pairs
+        self.image_root, self.csv_file = image_root, csv_file
+        self.input_size = tuple(input_size)
+        self.heatmap_size = (-(-self.input_size[0] // stride), -(-self.input_size[1] // stride))
+        self.train, self.sigma = train, sigma
+        self.scale_factor, self.rotation_factor = scale_factor, rotation_factor
+        self.rotation_prob, self.flip_prob = rotation_prob, flip_prob
+        self.samples = read_landmark_csv(csv_file, spec.num_landmarks)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> Dict[str, object]:
+        s = self.samples[index]
+        image = load_image(os.path.join(self.image_root, s['name']))
+        center, scale, rot, flip = s['center'], s['scale'] * FACE_PADDING, 0.0, False
+        if self.train:
+            scale *= 1 + self.scale_factor * (2 * torch.rand(()).item() - 1)
+            if torch.rand(()).item() < self.rotation_prob:
+                rot = self.rotation_factor * (2 * torch.rand(()).item() - 1)
+            flip = torch.rand(()).item() < self.flip_prob
+        m = affine_matrix(center, scale, rot, self.input_size)
+        crop = warp_image(image, m, self.input_size)
+        pts = apply_affine(s['points'], m)
+        if flip:
+            crop = crop.flip(-1)
+            pts = flip_keypoints(pts, self.input_size[1], self.flip_pairs)
+        sy = self.input_size[0] / self.heatmap_size[0]
+        sx = self.input_size[1] / self.heatmap_size[1]
+        hm = np.stack([(pts[:, 0] + 0.5) / sx - 0.5, (pts[:, 1] + 0.5) / sy - 0.5], axis=1)
+        target, weight = gaussian_heatmaps(hm, np.ones(len(pts)), self.heatmap_size, self.sigma)
+        return {
+            'image': normalize(crop), 'target': torch.from_numpy(target), 'target_weight': torch.from_numpy(weight),
+            'landmarks': torch.from_numpy(s['points']).float(),
+            'center': torch.tensor(center, dtype=torch.float32), 'scale': torch.tensor(scale, dtype=torch.float32),
+            'rotation': torch.tensor(rot, dtype=torch.float32),
+            'box_size': torch.tensor(s['box_size'] or 0.0, dtype=torch.float32), 'index': index,
+        }
