@@ -215,6 +215,8 @@ class HighResolutionNetFeatures(HighResolutionNet):
         self.feature_info = FeatureInfo(info, out_indices)
         self._out_idx = out_indices
         self._init_weights()
+        if isinstance(self.neck, HRNetV2p):
+            self.neck.reset_parameters()  # the official HRFPN init, not the trunk's
         if device is not None or dtype is not None:
             self.to(device=device, dtype=dtype)
 

@@ -50,23 +50,37 @@ class HRNetV2(nn.Module):
 
 
 class HRNetV2p(nn.Module):
-    """Multi-level pyramid from the V2 representation: concat -> 1x1 conv to ``out_channels`` ->
-    average pooling by 1, 2, 4, ... -> a 3x3 conv per level. Level ``k`` has stride ``4 * 2**k``.
-    Pooling uses ``ceil_mode`` so level sizes are ``ceil(H / stride)`` for any input size.
+    """Multi-level pyramid from the V2 representation (the official ``HRFPN`` of
+    HRNet-Object-Detection, ``mmdet/models/necks/hrfpn.py``): concat -> 1x1 conv (with bias, no
+    norm) to ``out_channels`` -> average pooling with kernel = stride = 2**k -> a 3x3 conv (with
+    bias) per level. Level ``k`` has stride ``4 * 2**k``. Keys as the official checkpoints:
+    ``reduction_conv.0``, ``fpn_conv.{k}``; convs start kaiming-normal (a=1) with zero bias.
+
+    One deliberate difference: pooling uses ``ceil_mode`` so a side that is not a multiple of the
+    level's stride gives ``ceil(H / stride)`` (the official floor drops the border); on sides that
+    are multiples of 64 (the detectors here pad to 64) the two are identical.
     """
 
     def __init__(self, in_channels: Sequence[int], out_channels: int = 256, num_levels: int = 5,
                  mode: str = 'bilinear', align_corners: bool = False):
         super().__init__()
         self.concat = HRNetV2(in_channels, mode=mode, align_corners=align_corners)
-        self.reduction_conv = nn.Conv2d(self.concat.out_channels, out_channels, 1)
-        self.fpn_convs = nn.ModuleList([
+        self.reduction_conv = nn.Sequential(nn.Conv2d(self.concat.out_channels, out_channels, 1))
+        self.fpn_conv = nn.ModuleList([
             nn.Conv2d(out_channels, out_channels, 3, padding=1) for _ in range(num_levels)])
         self.out_channels = out_channels
         self.num_levels = num_levels
         self.strides = [4 * 2 ** k for k in range(num_levels)]
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The official HRFPN initialisation: kaiming-normal (a=1) weights, zero biases."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, a=1)
+                nn.init.zeros_(m.bias)
 
     def forward(self, xs: List[torch.Tensor]) -> List[torch.Tensor]:
         y = self.reduction_conv(self.concat(xs))
         levels = [y] + [F.avg_pool2d(y, 2 ** k, stride=2 ** k, ceil_mode=True) for k in range(1, self.num_levels)]
-        return [conv(level) for conv, level in zip(self.fpn_convs, levels)]
+        return [conv(level) for conv, level in zip(self.fpn_conv, levels)]
