@@ -12,14 +12,16 @@ import warnings
 from typing import Any
 
 from timm.models import build_model_with_cfg, register_model
-from timm.models._builder import pretrained_cfg_for_features
+from timm.models._builder import pretrained_cfg_for_features, resolve_pretrained_cfg
 from timm.models.hrnet import default_cfgs as _timm_hrnet_cfgs
 
 from .classifier import HighResolutionNet, HighResolutionNetFeatures
 from .configs import get_config
+from .weights import fetch_pretrained, merge_into_default_cfgs
 
-# One source of truth for the pretrained tags: timm's table for the same architectures.
-default_cfgs = dict(_timm_hrnet_cfgs)
+# One source of truth for the pretrained tags: timm's table for the same architectures, plus the
+# records of weights/manifest.json (new tags, or our own hf_hub_id) merged in without modifying it.
+default_cfgs = merge_into_default_cfgs(dict(_timm_hrnet_cfgs))
 
 
 def _create_hrnet(variant: str, pretrained: bool = False, **kwargs: Any):
@@ -39,6 +41,12 @@ def _create_hrnet(variant: str, pretrained: bool = False, **kwargs: Any):
         kwargs.pop('feature_cls', None)
         model_cls = HighResolutionNetFeatures
         kwargs_filter = ('num_classes', 'global_pool')
+    if pretrained:
+        # Hub weights: fetch into timm's cache first, checking the manifest's sha256 and turning
+        # "no network, no cache" into an error that says how to supply a local file.
+        fetch_pretrained(resolve_pretrained_cfg(variant, kwargs.get('pretrained_cfg'),
+                                                kwargs.get('pretrained_cfg_overlay')).to_dict(),
+                         cache_dir=kwargs.get('cache_dir'))
     model = build_model_with_cfg(
         model_cls, variant, pretrained, model_cfg=cfg,
         pretrained_strict=not features_only, kwargs_filter=kwargs_filter, **kwargs)
