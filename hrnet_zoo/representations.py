@@ -62,15 +62,17 @@ class HRNetV2p(nn.Module):
     """
 
     def __init__(self, in_channels: Sequence[int], out_channels: int = 256, num_levels: int = 5,
-                 mode: str = 'bilinear', align_corners: bool = False):
+                 mode: str = 'bilinear', align_corners: bool = False, conv_stride: int = 1):
         super().__init__()
         self.concat = HRNetV2(in_channels, mode=mode, align_corners=align_corners)
         self.reduction_conv = nn.Sequential(nn.Conv2d(self.concat.out_channels, out_channels, 1))
+        # conv_stride=2 (mmdetection's HRFPN ``stride`` option, used by its RetinaNet/FCOS configs)
+        # makes the per-level 3x3 convs stride 2: levels at strides 8..128 instead of 4..64.
         self.fpn_conv = nn.ModuleList([
-            nn.Conv2d(out_channels, out_channels, 3, padding=1) for _ in range(num_levels)])
+            nn.Conv2d(out_channels, out_channels, 3, stride=conv_stride, padding=1) for _ in range(num_levels)])
         self.out_channels = out_channels
         self.num_levels = num_levels
-        self.strides = [4 * 2 ** k for k in range(num_levels)]
+        self.strides = [4 * conv_stride * 2 ** k for k in range(num_levels)]
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -23,3 +23,5 @@ def register_task_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module
 # Task modules register their builders on import (one line each below).
 from . import pose  # noqa: E402,F401  (HRNetV1 human pose)
 from . import landmarks  # noqa: E402,F401  (HRNetV2-W18 facial landmarks)
+from . import segmentation  # noqa: E402,F401  (HRNetV2 semantic segmentation)
+from . import detection  # noqa: E402,F401  (HRNetV2p detectors on torchvision)
