@@ -10,13 +10,13 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
-from timm.layers import SelectAdaptivePool2d
+from timm.layers import create_classifier
 from timm.models import FeatureInfo
 from timm.models._features import feature_take_indices
 
 from .backbone import HRNet
 from .configs import HRNetConfig
-from .layers import BN_MOMENTUM, Bottleneck, make_layer
+from .layers import BN_MOMENTUM, Bottleneck, init_weights, make_layer
 from .representations import HRNetV2, HRNetV2p
 
 FEATURE_LOCATIONS = ('incre', '', 'v2', 'v2p')
@@ -83,17 +83,12 @@ class HighResolutionNet(HRNet):
         if head == 'classification':
             self.incre_modules, self.downsamp_modules, self.final_layer = make_classification_head(
                 self.branch_channels, cfg.head_channels, cfg.num_features, cfg.head_conv_bias)
-        self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
+        self.global_pool, self.classifier = create_classifier(self.num_features, num_classes, pool_type=global_pool)
         self.head_drop = nn.Dropout(drop_rate)
-        self.classifier = self._make_classifier(num_classes)
         self.feature_info = _feature_info(cfg, 'incre', self.branch_channels)
-        self._init_weights()
+        init_weights(self.incre_modules, self.downsamp_modules, self.final_layer)
         if device is not None or dtype is not None:
             self.to(device=device, dtype=dtype)
-
-    def _make_classifier(self, num_classes: int) -> nn.Module:
-        in_features = self.num_features * self.global_pool.feat_mult()
-        return nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
 
     # --- timm model API -------------------------------------------------------------------
     @torch.jit.ignore
@@ -112,10 +107,11 @@ class HighResolutionNet(HRNet):
         return self.classifier
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        """New classifier for ``num_classes`` (0: none); ``global_pool`` None keeps the current pool."""
         self.num_classes = num_classes
-        if global_pool is not None:
-            self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
-        self.classifier = self._make_classifier(num_classes)
+        if global_pool is None:
+            global_pool = self.global_pool.pool_type
+        self.global_pool, self.classifier = create_classifier(self.num_features, num_classes, pool_type=global_pool)
 
     def _head_features(self, ys: List[torch.Tensor]) -> List[torch.Tensor]:
         return [incre(y) for incre, y in zip(self.incre_modules, ys)]
@@ -214,7 +210,7 @@ class HighResolutionNetFeatures(HighResolutionNet):
         out_indices = tuple(i % len(info) for i in out_indices)
         self.feature_info = FeatureInfo(info, out_indices)
         self._out_idx = out_indices
-        self._init_weights()
+        init_weights(self.incre_modules, self.neck)
         if isinstance(self.neck, HRNetV2p):
             self.neck.reset_parameters()  # the official HRFPN init, not the trunk's
         if device is not None or dtype is not None:

@@ -73,6 +73,19 @@ class Bottleneck(nn.Module):
         return self.act3(x + shortcut)
 
 
+def init_weights(*modules: Optional[nn.Module]) -> None:
+    """The official initialisation: Kaiming-normal (fan_out) convs, BN weight 1 and bias 0."""
+    for module in modules:
+        if module is None:
+            continue
+        for m in module.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+
 BLOCKS = {'basic': BasicBlock, 'bottleneck': Bottleneck}
 
 

@@ -1,0 +1,42 @@
+"""Shared test helpers. Nothing here touches the network."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from torch import nn
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+
+
+def timm_reference(name: str, **kwargs) -> nn.Module:
+    """timm's own HRNet for ``name``, built from its module (hrnet_zoo overrides the registry)."""
+    from timm.models import hrnet as th
+    arch = {'hrnet_w18_ssld': 'hrnet_w18', 'hrnet_w48_ssld': 'hrnet_w48'}.get(name, name)
+    cfg = dict(th.cfg_cls[arch])
+    if name.endswith('_ssld'):
+        cfg['head_conv_bias'] = False
+    cls = th.HighResolutionNetFeatures if 'feature_location' in kwargs else th.HighResolutionNet
+    return cls(cfg, **kwargs)
+
+
+def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every BatchNorm random, well-conditioned statistics and affine parameters, so that a
+    randomly initialised deep model produces O(1) outputs in eval mode (not overflowing values)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) * 0.2 + 0.2)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+    return model
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_seed():
+    torch.manual_seed(0)
+    yield
