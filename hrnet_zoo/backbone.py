@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover
 from torch.utils.checkpoint import checkpoint
 
 from .configs import HRNetConfig, StageConfig
-from .layers import BLOCKS, BN_MOMENTUM, conv_bn, make_layer
+from .layers import BLOCKS, BN_MOMENTUM, conv_bn, init_weights, make_layer
 
 MIN_INPUT_SIZE = 32
 
@@ -171,15 +171,7 @@ class HRNet(nn.Module):
             channels = widths
         self.branch_channels = list(channels)
         self.stem_channels = cfg.stem_width
-        self._init_weights()
-
-    def _init_weights(self):
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self)  # subclasses initialise the heads they add with the same function
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
