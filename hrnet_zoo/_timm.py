@@ -24,6 +24,13 @@ from .weights import fetch_pretrained, merge_into_default_cfgs
 default_cfgs = merge_into_default_cfgs(dict(_timm_hrnet_cfgs))
 
 
+def _drop_unbuilt_modules(state_dict, model):
+    """features_only: drop the weights of top-level modules the features model does not build (the
+    head's downsamp_modules / final_layer / classifier), so loading them raises no warning noise."""
+    built = {name for name, _ in model.named_children()}
+    return {k: v for k, v in state_dict.items() if k.split('.', 1)[0] in built or '.' not in k}
+
+
 def _create_hrnet(variant: str, pretrained: bool = False, **kwargs: Any):
     """Build ``variant`` through timm's builder (pretrained_cfg, weight loading, feature wrappers).
 
@@ -49,7 +56,8 @@ def _create_hrnet(variant: str, pretrained: bool = False, **kwargs: Any):
                          cache_dir=kwargs.get('cache_dir'))
     model = build_model_with_cfg(
         model_cls, variant, pretrained, model_cfg=cfg,
-        pretrained_strict=not features_only, kwargs_filter=kwargs_filter, **kwargs)
+        pretrained_strict=not features_only, kwargs_filter=kwargs_filter,
+        pretrained_filter_fn=_drop_unbuilt_modules if native_features else None, **kwargs)
     if native_features:
         model.pretrained_cfg = model.default_cfg = pretrained_cfg_for_features(model.pretrained_cfg)
     return model

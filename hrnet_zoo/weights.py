@@ -358,7 +358,7 @@ def model_card(name: str, config: Mapping[str, Any], record: Optional[WeightReco
     usage = (f"```python\nimport timm\nmodel = timm.create_model('hf-hub:{repo}', pretrained=True).eval()\n"
              f"cfg = timm.data.resolve_data_config({{}}, model=model)\n"
              f"transform = timm.data.create_transform(**cfg)\n```\n\n"
-             f"Stock timm is enough. With [hrnet-zoo](https://github.com/) installed, torch.hub works too:\n\n"
+             f"Stock timm is enough. torch.hub works too, through hrnet-zoo's `hubconf.py`:\n\n"
              f"```python\nimport torch\nmodel = torch.hub.load('<owner>/hrnet-zoo', 'hrnet', name='hf-hub:{repo}', "
              f"pretrained=True)\n```\n")
     return ('---\n' + yaml.safe_dump(meta, sort_keys=False) + '---\n\n'

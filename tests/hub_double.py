@@ -299,3 +299,53 @@ def main() -> None:
 
 if __name__ == '__main__':
     main()
+
+
+# ------------------------------------------------------------------------------------------------
+# pytest helpers (import them into a test module: `from hub_double import hub, stock_timm_logits`)
+# ------------------------------------------------------------------------------------------------
+try:
+    import pytest
+except ImportError:  # running as a script without pytest
+    pytest = None
+
+if pytest is not None:
+    @pytest.fixture
+    def hub(tmp_path, monkeypatch):
+        """A running Hub double; this process talks to it (online mode, a dummy write token)."""
+        import huggingface_hub.constants as constants
+        monkeypatch.setattr(constants, 'HF_HUB_OFFLINE', False)
+        monkeypatch.setenv('HF_TOKEN', 'hf_test_token')
+        with HubDouble(tmp_path / 'hub-storage') as double:
+            yield double
+
+
+STOCK_TIMM = r'''
+import sys, torch
+sys.modules['hrnet_zoo'] = None  # any import of hrnet_zoo fails: stock timm only
+import timm
+x = torch.load(sys.argv[1])
+out = {}
+for name in sys.argv[3:]:
+    model = timm.create_model(name, pretrained=True).eval()
+    assert type(model).__module__ == 'timm.models.hrnet', type(model)
+    with torch.no_grad():
+        out[name] = model(x)
+torch.save(out, sys.argv[2])
+'''
+
+
+def stock_timm_logits(names: List[str], x, tmp: Path, env: Dict[str, str]) -> Dict[str, Any]:
+    """Logits of ``x`` from ``timm.create_model(name, pretrained=True)`` for each name, computed in a
+    subprocess (``python -I``) where importing hrnet_zoo is impossible."""
+    import os
+    import subprocess
+    import sys
+    import torch
+    torch.save(x, tmp / 'x.pt')
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith('HF_')}
+    full_env.update(env, OMP_NUM_THREADS='1')
+    proc = subprocess.run([sys.executable, '-I', '-c', STOCK_TIMM, str(tmp / 'x.pt'), str(tmp / 'out.pt'), *names],
+                          env=full_env, capture_output=True, text=True, cwd=tmp, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return torch.load(tmp / 'out.pt')

@@ -1,0 +1,155 @@
+"""``hrnet-zoo``: the weight hub's command line (convert, verify, publish, list).
+
+Each verb is one ``_add_<verb>(subparsers)`` function that registers its parser and handler; to add
+a verb, write one more and list it in :data:`VERBS`. Handlers return the exit status.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .weights import convert
+    out = convert(args.checkpoint, args.arch, args.out, tag=args.tag, num_classes=args.num_classes,
+                  repo_id=args.repo_id, force=args.force)
+    print(f'wrote {out}/ ({", ".join(sorted(p.name for p in out.iterdir()))})')
+    return 0
+
+
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser('convert', help='official .pth checkpoint -> Hub-ready safetensors folder',
+                       description='Read an official checkpoint with torch.load(weights_only=True) (bare, or under '
+                                   '"state_dict"/"model", "module." prefix stripped), load it strictly into our '
+                                   'model and write OUT/ with model.safetensors, config.json (timm format) and '
+                                   'README.md (model card). Nothing is written if anything fails.')
+    p.add_argument('checkpoint', type=Path, help='.pth / .pth.tar / .safetensors checkpoint')
+    p.add_argument('--arch', required=True, help='architecture, e.g. hrnet_w32')
+    p.add_argument('--tag', default=None, help='pretrained tag, e.g. ms_in1k (names the weight arch.tag)')
+    p.add_argument('--out', required=True, type=Path, help='output folder (created atomically)')
+    p.add_argument('--num-classes', type=int, default=None, help='default: from the checkpoint classifier')
+    p.add_argument('--repo-id', default=None, help='Hub repo id used in the model card snippets')
+    p.add_argument('--force', action='store_true', help='replace OUT if it exists')
+    p.set_defaults(func=_convert)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from .weights import verify
+    report = verify(args.path, arch=args.arch, name=args.name)
+    for note in report.notes:
+        print(f'note: {note}')
+    for problem in report.problems:
+        print(f'PROBLEM: {problem}')
+    print(f'{"OK" if report.ok else "FAILED"}: {args.path}' + ('' if report.ok else f' ({len(report.problems)} problems)'))
+    return 0 if report.ok else 1
+
+
+def _add_verify(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser('verify', help='check a converted folder or .safetensors file',
+                       description='Checks the safetensors header, truncation, dtypes, keys and shapes against '
+                                   'the architecture, and the sha256/size against the manifest. One line per '
+                                   'problem; exit status 1 if there is any.')
+    p.add_argument('path', type=Path, help='converted folder or .safetensors file')
+    p.add_argument('--arch', default=None, help='architecture (default: config.json)')
+    p.add_argument('--name', default=None, help='manifest name arch.tag (default: from config.json)')
+    p.set_defaults(func=_verify)
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from .weights import WeightsError, publish, publish_plan, verify
+    report = verify(args.folder)
+    if not report.ok:
+        raise WeightsError(f'{args.folder} failed verification:\n  ' + '\n  '.join(report.problems))
+    target = f'{args.repo_id}@{args.revision or "main"}' + (f' on {args.endpoint}' if args.endpoint else '')
+    print(f'{"would upload" if args.dry_run else "uploading"} to {target}{" (private)" if args.private else ""}:')
+    for path, size, sha in publish_plan(args.folder):
+        print(f'  {path}  {size} bytes  sha256 {sha}')
+    if args.dry_run:
+        return 0
+    from huggingface_hub.errors import HfHubHTTPError
+    try:
+        info = publish(args.folder, args.repo_id, endpoint=args.endpoint, revision=args.revision,
+                       private=args.private)
+    except HfHubHTTPError as e:
+        raise WeightsError(f'upload to {target} failed: {str(e).splitlines()[0]} (is a write token set? '
+                           f'HF_TOKEN or `hf auth login`)') from None
+    print(f'committed {info.oid}: {info.commit_url}')
+    return 0
+
+
+def _add_publish(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser('publish', help='verify, then upload a converted folder to the Hugging Face Hub',
+                       description='Verifies FOLDER, creates the repo if needed and uploads the folder with '
+                                   'huggingface_hub. The token comes from HF_TOKEN or `hf auth login`.')
+    p.add_argument('folder', type=Path)
+    p.add_argument('--repo-id', required=True, help='ORG/NAME')
+    p.add_argument('--endpoint', default=None, help='Hub URL (default: HF_ENDPOINT or https://huggingface.co)')
+    p.add_argument('--revision', default=None, help='branch to commit to (created if missing)')
+    p.add_argument('--private', action='store_true', help='create the repo private')
+    p.add_argument('--dry-run', action='store_true', help='print what would be uploaded, upload nothing')
+    p.set_defaults(func=_publish)
+
+
+def weights_table(markdown: bool = False, pretrained: bool = True) -> str:
+    """The manifest as a table (``markdown=True``: the README's "Weights" table)."""
+    from .weights import load_manifest
+    from .configs import HRNET_CONFIGS
+    rows = [(r.name, f'{r.num_params / 1e6:.2f}', f'{r.gmacs:.2f}', _fmt(r.official_gflops), _fmt(r.top1),
+             _fmt(r.metrics.get('top5')), _fmt(r.size and f'{r.size / 2**20:.1f} MiB'),
+             (r.sha256 or '')[:12] or '-', r.hf_hub_id) for r in load_manifest().values()]
+    head = ('weight', 'params (M)', 'GMACs', 'official GFLOPs', 'top-1', 'top-5', 'size', 'sha256', 'Hub repo')
+    if not pretrained:
+        named = {r[0].split('.')[0] for r in rows}
+        rows += [(a, '', '', '', '', '', '', '', '(no published weights)') for a in HRNET_CONFIGS if a not in named]
+    if markdown:
+        lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+        lines += ['| ' + ' | '.join(f'`{c}`' if i in (0, 8) and c else c for i, c in enumerate(row)) + ' |' for row in rows]
+        return '\n'.join(lines)
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    return '\n'.join('  '.join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head, *rows])
+
+
+def _fmt(value) -> str:
+    return '-' if value is None or value == '' or value == 0 else str(value)
+
+
+def _list(args: argparse.Namespace) -> int:
+    print(weights_table(markdown=args.markdown, pretrained=args.pretrained))
+    return 0
+
+
+def _add_list(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser('list', help='variants and published weights (params, GMACs, top-1)',
+                       description='Prints the weight manifest: params, measured GMACs (224x224), the official '
+                                   'GFLOPs and ImageNet accuracy, file size and sha256 prefix.')
+    p.add_argument('--pretrained', action='store_true', help='only variants with published weights')
+    p.add_argument('--markdown', action='store_true', help='markdown table (as in the README)')
+    p.set_defaults(func=_list)
+
+
+VERBS: List[Callable[[argparse._SubParsersAction], None]] = [_add_convert, _add_verify, _add_publish, _add_list]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='hrnet-zoo', description='HRNet weight hub: convert, verify, publish, list.')
+    sub = parser.add_subparsers(dest='verb', required=True, metavar='VERB')
+    for add in VERBS:
+        add(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``hrnet-zoo`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    from .weights import PretrainedWeightsUnavailable, WeightsError
+    try:
+        return args.func(args)
+    except (WeightsError, PretrainedWeightsUnavailable, FileNotFoundError) as e:
+        print(f'hrnet-zoo {args.verb}: error: {e}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())
