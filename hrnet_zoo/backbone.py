@@ -101,12 +101,17 @@ class HighResolutionModule(nn.Module):
             return xs
         out = []
         for r, row in enumerate(self.fuse_layers):
-            y = xs[r]
-            for x, f in enumerate(row):
-                if x < r:
-                    y = y + f(xs[x])
-                elif x > r:
-                    y = y + upsample_to(f(xs[x]), xs[r], self.upsample_mode, self.align_corners)
+            y = None
+            for x, f in enumerate(row):  # summed in branch order x = 0, 1, ... (as the official code)
+                t = f(xs[x])
+                if x > r:
+                    t = upsample_to(t, xs[r], self.upsample_mode, self.align_corners)
+                if y is None:
+                    y = t
+                elif y is xs[r]:
+                    y = y + t  # a new tensor: never write into a branch output (xs[r] is shared)
+                else:
+                    y += t  # in place into the sum this row owns: saves an allocation per term
             out.append(self.fuse_act(y))
         return out
 

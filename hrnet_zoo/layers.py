@@ -44,7 +44,8 @@ class BasicBlock(nn.Module):
         shortcut = x if self.downsample is None else self.downsample(x)
         x = self.act1(self.bn1(self.conv1(x)))
         x = self.bn2(self.conv2(x))
-        return self.act2(x + shortcut)
+        x += shortcut  # in place: x is a fresh BN output (saves an allocation per unit)
+        return self.act2(x)
 
 
 class Bottleneck(nn.Module):
@@ -70,7 +71,8 @@ class Bottleneck(nn.Module):
         x = self.act1(self.bn1(self.conv1(x)))
         x = self.act2(self.bn2(self.conv2(x)))
         x = self.bn3(self.conv3(x))
-        return self.act3(x + shortcut)
+        x += shortcut  # in place: x is a fresh BN output
+        return self.act3(x)
 
 
 def init_weights(*modules: Optional[nn.Module]) -> None:
