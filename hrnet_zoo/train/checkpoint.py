@@ -13,6 +13,7 @@ the same random numbers as an uninterrupted one.
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import tempfile
 from pathlib import Path
@@ -86,6 +87,11 @@ def load_checkpoint(path: PathLike, map_location: Any = 'cpu') -> Dict[str, Any]
                               f'without --resume')
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f'checkpoint {path} holds objects that safe loading refuses (torch.load weights_only=True: '
+            f'{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}); only checkpoints '
+            f'written by hrnet_zoo.train are resumed') from None
     except Exception as e:  # zip errors, unpickling errors, EOF: all mean "unusable file"
         raise CheckpointError(
             f'checkpoint {path} is corrupt or truncated and cannot be read ({type(e).__name__}: '

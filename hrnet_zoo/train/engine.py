@@ -384,6 +384,7 @@ class Trainer:
                 epoch_loss = self._train_epoch(self.epoch)
                 stopped = self._should_stop()
                 if self.step_in_epoch < self.updates_per_epoch:  # stopped mid-epoch
+                    self._broadcast_buffers()
                     self.save()
                     break
                 self._end_epoch(epoch_loss, t0)
@@ -479,7 +480,15 @@ class Trainer:
         if self.cfg.save_every_steps and self.step % self.cfg.save_every_steps == 0:
             self.save()
 
+    def _broadcast_buffers(self) -> None:
+        """Give every rank rank 0's buffers (BN running statistics), as DDP does before each
+        forward: without SyncBatchNorm the ranks' statistics drift apart within a step."""
+        if isinstance(self.model, DistributedDataParallel):
+            for buf in self.module.buffers():
+                torch.distributed.broadcast(buf, src=0)
+
     def _end_epoch(self, epoch_loss: float, t0: float) -> None:
+        self._broadcast_buffers()
         epoch = self.epoch
         self.epoch, self.step_in_epoch = epoch + 1, 0
         improved = False
