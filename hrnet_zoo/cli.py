@@ -129,7 +129,20 @@ def _add_list(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_list)
 
 
-VERBS: List[Callable[[argparse._SubParsersAction], None]] = [_add_convert, _add_verify, _add_publish, _add_list]
+def _recipes(args: argparse.Namespace) -> int:
+    from .train.__main__ import recipes_table
+    print(recipes_table())
+    return 0
+
+
+def _add_recipes(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser('recipes', help='ImageNet training recipes (train with: python -m hrnet_zoo.train --recipe NAME)',
+                       description='List the training recipes shipped with hrnet_zoo.train.')
+    p.set_defaults(func=_recipes)
+
+
+VERBS: List[Callable[[argparse._SubParsersAction], None]] = [_add_convert, _add_verify, _add_publish, _add_list,
+                                                             _add_recipes]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -89,3 +89,9 @@ def test_listing():
     out = subprocess.run([sys.executable, '-m', 'hrnet_zoo.train', '--list-recipes'], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0 and out.stdout == table + '\n'
+
+
+def test_hrnet_zoo_cli_recipes_verb(capsys):
+    from hrnet_zoo.cli import main
+    assert main(['recipes']) == 0
+    assert capsys.readouterr().out == recipes_table() + '\n'

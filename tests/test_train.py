@@ -80,6 +80,7 @@ def test_stop_and_resume_reproduces_losses(tmp_path):
     assert second['metrics'] == pytest.approx(full['metrics'])
     rows = (tmp_path / 'cut' / 'log.csv').read_text().splitlines()
     assert len(rows) == 1 + full['steps']  # one row per step, no duplicates after the resume
+    assert len((tmp_path / 'cut' / 'metrics.jsonl').read_text().splitlines()) == 2  # one row per epoch
 
 
 def test_sigterm_saves_and_resume_matches(tmp_path):

@@ -148,6 +148,16 @@ def _to_device(batch: Any, device: torch.device, channels_last: bool) -> Any:
     return batch
 
 
+def _truncate_jsonl(path: Path, step: int) -> None:
+    """Drop the rows of a JSON-lines log written after ``step`` (a resumed run rewrites them)."""
+    if not path.exists():
+        return
+    rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line).get('step', 0) <= step]
+    tmp = path.with_suffix('.tmp')
+    tmp.write_text(''.join(r + '\n' for r in rows))
+    os.replace(tmp, path)
+
+
 class _CsvLog:
     """Append-only CSV with a fixed header; on resume, rows past the resumed step are dropped so
     the log reads like one uninterrupted run."""
@@ -522,9 +532,13 @@ class Trainer:
         """Run ``eval_fn`` (and on the EMA weights, if any); see the class docstring."""
         metrics: Dict[str, float] = {}
         if self.cfg.eval_all_ranks or self.dist.is_main:
-            metrics = self._run_eval(self.module, '')
-            if self.ema is not None:
-                metrics.update(self._run_eval(self.ema.module, 'ema_'))
+            rng = capture_rng_state()  # evaluating must not change the training run's random numbers
+            try:
+                metrics = self._run_eval(self.module, '')
+                if self.ema is not None:
+                    metrics.update(self._run_eval(self.ema.module, 'ema_'))
+            finally:
+                restore_rng_state(rng)
         if not self.cfg.eval_all_ranks:
             metrics = broadcast_object(metrics)
         return metrics
@@ -556,6 +570,8 @@ class Trainer:
             return
         resume_step = self.step if self.resumed_from is not None else None
         self._step_log = _CsvLog(self.out_dir / 'log.csv', ['epoch', 'step', 'lr', 'loss', 'time_s'], resume_step)
+        if resume_step is not None:
+            _truncate_jsonl(self.out_dir / 'metrics.jsonl', resume_step)
         if self.cfg.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
