@@ -131,3 +131,23 @@ class CocoDetectionDataset(Dataset):
         if self.transform is not None:
             image, out = self.transform(image, out)
         return image, check_target(out, image, None, f'{self.base.ids[index]}')
+
+
+class RandomHorizontalFlip:
+    """Flip image, boxes and masks with probability ``p`` (the detectors' training augmentation;
+    torchvision's GeneralizedRCNNTransform does the resizing and normalisation)."""
+
+    def __init__(self, p: float = 0.5):
+        self.p = p
+
+    def __call__(self, image: torch.Tensor, target: Dict[str, torch.Tensor]):
+        if float(torch.rand(())) >= self.p:
+            return image, target
+        w = image.shape[-1]
+        target = dict(target)
+        boxes = target['boxes'].clone()
+        boxes[:, [0, 2]] = w - target['boxes'][:, [2, 0]]
+        target['boxes'] = boxes
+        if 'masks' in target:
+            target['masks'] = target['masks'].flip(-1)
+        return image.flip(-1), target
