@@ -142,3 +142,15 @@ def test_bad_boxes_are_clear_errors_and_empty_lists_are_negatives():
         check_target(dict(boxes=[[1, 1, 5, 5], [2, 2, 6, 6]], labels=[1]), image, 3)
     with pytest.raises(ValueError, match='NaN'):
         check_target(dict(boxes=[[1, 1, float('nan'), 5]], labels=[1]), image, 3)
+
+
+def test_cli_predict_draws_boxes(tmp_path):
+    from PIL import Image
+    from hrnet_zoo.tasks.detection.__main__ import main
+    image, _ = SyntheticBoxes(1, 96, 3, seed=4)[0]
+    Image.fromarray((image * 255).byte().permute(1, 2, 0).numpy()).save(tmp_path / 'in.png')
+    written = main(['predict', '--model', 'fasterrcnn_hrnetv2p_w32', '--variant', 'hrnet_w18_small',
+                    '--num-classes', '3', '--min-size', '96', '--max-size', '96', '--device', 'cpu',
+                    '--image', str(tmp_path / 'in.png'), '--out', str(tmp_path / 'pred'), '--score-thresh', '0'])
+    out = Image.open(written[0])
+    assert out.size == (96, 96) and out.mode == 'RGB'
