@@ -15,6 +15,7 @@ from .classifier import HighResolutionNet, HighResolutionNetFeatures
 from .configs import HRNET_CONFIGS, HRNetConfig, StageConfig, get_config
 from .representations import HRNetV1, HRNetV2, HRNetV2p
 from .tasks import TASK_MODELS
+from . import detection  # noqa: F401  (hrnet_zoo.detection.fasterrcnn_hrnetv2p_w32, ...)
 
 __version__ = '0.1.0'
 
