@@ -42,7 +42,8 @@ def _verify(args: argparse.Namespace) -> int:
         print(f'note: {note}')
     for problem in report.problems:
         print(f'PROBLEM: {problem}')
-    print(f'{"OK" if report.ok else "FAILED"}: {args.path}' + ('' if report.ok else f' ({len(report.problems)} problems)'))
+    summary = 'OK' if report.ok else f'FAILED ({len(report.problems)} problems)'
+    print(f'{summary}: {args.path}')
     return 0 if report.ok else 1
 
 
@@ -105,7 +106,8 @@ def weights_table(markdown: bool = False, pretrained: bool = True) -> str:
         rows += [(a, '', '', '', '', '', '', '', '(no published weights)') for a in HRNET_CONFIGS if a not in named]
     if markdown:
         lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-        lines += ['| ' + ' | '.join(f'`{c}`' if i in (0, 8) and c else c for i, c in enumerate(row)) + ' |' for row in rows]
+        quoted = [[f'`{c}`' if i in (0, 8) and c else c for i, c in enumerate(row)] for row in rows]
+        lines += ['| ' + ' | '.join(row) + ' |' for row in quoted]
         return '\n'.join(lines)
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     return '\n'.join('  '.join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head, *rows])

@@ -208,7 +208,8 @@ def read_safetensors_header(path: os.PathLike) -> Dict[str, Dict[str, Any]]:
             raise WeightsError(f'{path}: not a safetensors file ({size} bytes, no header)')
         (n,) = struct.unpack('<Q', head)
         if n > min(size - 8, 100 << 20):
-            raise WeightsError(f'{path}: header length {n} exceeds the file ({size} bytes): truncated or not safetensors')
+            raise WeightsError(f'{path}: header length {n} exceeds the file ({size} bytes): '
+                               'truncated or not safetensors')
         try:
             header = json.loads(f.read(n))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -278,11 +279,9 @@ def state_dict_problems(expected: Mapping[str, Tuple[Tuple[int, ...], str]],
     problems = []
     missing = [k for k in expected if k not in found]
     unexpected = [k for k in found if k not in expected]
-    if missing:
-        problems.append(f'missing keys ({len(missing)}): {", ".join(missing[:12])}' + (' ...' if len(missing) > 12 else ''))
-    if unexpected:
-        problems.append(f'unexpected keys ({len(unexpected)}): {", ".join(unexpected[:12])}'
-                        + (' ...' if len(unexpected) > 12 else ''))
+    for label, keys in (('missing', missing), ('unexpected', unexpected)):
+        if keys:
+            problems.append(f'{label} keys ({len(keys)}): {", ".join(keys[:12])}' + (' ...' if len(keys) > 12 else ''))
     for k in expected:
         if k in found and tuple(found[k][0]) != tuple(expected[k][0]):
             problems.append(f'shape mismatch for {k}: checkpoint {list(found[k][0])}, model {list(expected[k][0])}')
@@ -508,7 +507,8 @@ def _check_hash(weights: Path, record: Optional[WeightRecord], name: Optional[st
 def publish_plan(folder: os.PathLike) -> List[Tuple[str, int, str]]:
     """What :func:`publish` would upload: ``(path in repo, bytes, sha256)`` per file."""
     folder = Path(folder)
-    files = sorted(p for p in folder.rglob('*') if p.is_file() and not any(s.startswith('.') for s in p.relative_to(folder).parts))
+    files = sorted(p for p in folder.rglob('*')
+                   if p.is_file() and not any(s.startswith('.') for s in p.relative_to(folder).parts))
     return [(p.relative_to(folder).as_posix(), p.stat().st_size, sha256_file(p)) for p in files]
 
 

@@ -214,7 +214,8 @@ class HubHandler(BaseHTTPRequestHandler):
         files = r['commits'][commit]['files']
         self._send(200, {'id': repo, 'modelId': repo, 'sha': commit, 'private': r['private'],
                          'lastModified': r['commits'][commit]['date'], 'tags': [], 'library_name': 'timm',
-                         'siblings': [{'rfilename': p, 'size': f[1], 'blobId': f[2]} for p, f in sorted(files.items())]})
+                         'siblings': [{'rfilename': p, 'size': f[1], 'blobId': f[2]}
+                                      for p, f in sorted(files.items())]})
 
     def paths_info(self, repo: str, rev: str) -> None:
         if self._repo(repo) is None:
@@ -244,7 +245,8 @@ class HubHandler(BaseHTTPRequestHandler):
                 folders.add(prefix + rest.split('/')[0])
             else:
                 entries.append(self._entry(p, f))
-        self._send(200, [{'type': 'directory', 'path': d, 'oid': git_sha1(d.encode())} for d in sorted(folders)] + entries)
+        dirs = [{'type': 'directory', 'path': d, 'oid': git_sha1(d.encode())} for d in sorted(folders)]
+        self._send(200, dirs + entries)
 
     def resolve(self, repo: str, rev: str, file: str, head: bool = False) -> None:
         if self._repo(repo, head=head) is None:
