@@ -313,3 +313,31 @@ def test_synthetic_shapes_and_colorize():
     png = colorize(mask, 4)
     assert png.mode == 'P' and png.size == (64, 64)
     assert colorize(torch.full((2, 2), 255), 19).convert('RGB').getpixel((0, 0)) == (255, 255, 255)
+
+
+# --- OCR head ----------------------------------------------------------------------------------
+
+def test_ocr_head_keys_outputs_and_checkpoint(tmp_path):
+    from hrnet_zoo.tasks.segmentation import HRNetOCRSegmentation
+    from hrnet_zoo.tasks.segmentation.training import make_loss_fn
+    w48 = _meta('hrnet_w48_ocr_seg_cityscapes')
+    assert w48.align_corners is True  # the official OCR configs (alignTrue)
+    keys = set(w48.state_dict())
+    for key in ('conv3x3_ocr.0.weight', 'conv3x3_ocr.0.bias', 'conv3x3_ocr.1.running_mean', 'cls_head.weight',
+                'aux_head.0.weight', 'aux_head.3.weight', 'ocr_distri_head.conv_bn_dropout.0.weight',
+                'ocr_distri_head.conv_bn_dropout.1.0.weight', 'ocr_distri_head.object_context_block.f_pixel.2.weight',
+                'ocr_distri_head.object_context_block.f_pixel.3.0.running_var',
+                'ocr_distri_head.object_context_block.f_up.1.0.bias'):
+        assert key in keys, key  # names of the official lib/models/seg_hrnet_ocr.py
+    assert w48.conv3x3_ocr[0].out_channels == 512 and w48.cls_head.out_channels == 19
+    model = randomize_bn(HRNetOCRSegmentation(hrnet_zoo.get_config('hrnet_w18_small'), 5))
+    x, y = torch.randn(2, 3, 65, 47), torch.randint(0, 5, (2, 65, 47))
+    out = model(x)
+    assert set(out) == {'out', 'aux'} and out['out'].shape == out['aux'].shape == (2, 5, 65, 47)
+    make_loss_fn(SegmentationLoss(5, ohem=True))(model, (x, y)).backward()
+    model.eval()
+    official = {'model.' + k: v.clone() for k, v in model.state_dict().items()}
+    fresh = HRNetOCRSegmentation(hrnet_zoo.get_config('hrnet_w18_small'), 5).eval()
+    load_official_checkpoint(fresh, official)
+    with torch.no_grad():
+        assert torch.allclose(fresh(x), model(x), atol=1e-5)

@@ -2,3 +2,4 @@
 inference and datasets. ``python -m hrnet_zoo.tasks.segmentation train|eval|predict``."""
 from .model import (SEG_MODELS, HRNetSegmentation, SegModelSpec, build_segmentation_model,
                     convert_official_state_dict, load_backbone_weights, load_official_checkpoint)
+from .ocr import HRNetOCRSegmentation

@@ -77,7 +77,7 @@ def cmd_train(args) -> dict:
     train_set, val_set = _datasets(args, num_classes, train=True)
     weight = CITYSCAPES_CLASS_WEIGHTS if args.data == 'cityscapes' and not args.no_class_weights else None
     criterion = SegmentationLoss(num_classes, weight=weight, ohem=args.ohem, thresh=args.ohem_thresh,
-                                 min_kept=args.ohem_keep, align_corners=args.align_corners)
+                                 min_kept=args.ohem_keep, align_corners=model.align_corners)
     result = fit(model, train_set, criterion, val_set=val_set, steps=args.max_steps, out_dir=args.out,
                  epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                  momentum=0.9, weight_decay=args.wd, amp=args.amp, resume=args.resume,
@@ -142,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument('--model', default='hrnet_w48_seg_cityscapes', choices=sorted(SEG_MODELS))
     common.add_argument('--num-classes', type=int, default=None, help="override the model's classes")
-    common.add_argument('--align-corners', action='store_true', help='official MODEL.ALIGN_CORNERS=True')
+    common.add_argument('--align-corners', type=lambda v: v.lower() in ('1', 'true', 'yes'), default=None,
+                        help="true/false; default: the official config's MODEL.ALIGN_CORNERS for the model")
     common.add_argument('--device', default=None)
     common.add_argument('--scales', type=float, nargs='+', default=[1.0], help='test scales')
     common.add_argument('--flip', action='store_true', help='flip test')

@@ -62,11 +62,15 @@ class SegmentationLoss(nn.Module):
             check_target(target, self.num_classes, self.ignore_index)
         logits = _resize_logits(logits, target, self.align_corners)
         if not self.ohem:
-            return F.cross_entropy(logits, target, weight=self.weight, ignore_index=self.ignore_index)
+            return F.cross_entropy(logits, target, weight=self._weight(logits), ignore_index=self.ignore_index)
         return self._ohem(logits, target)
 
+    def _weight(self, logits: torch.Tensor) -> Optional[torch.Tensor]:
+        # the engine moves batches, not the loss: follow the logits' device and dtype
+        return None if self.weight is None else self.weight.to(logits.device, logits.dtype)
+
     def _ohem(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        pixel_loss = F.cross_entropy(logits, target, weight=self.weight, ignore_index=self.ignore_index,
+        pixel_loss = F.cross_entropy(logits, target, weight=self._weight(logits), ignore_index=self.ignore_index,
                                      reduction='none').flatten()
         valid = target.flatten() != self.ignore_index
         if not bool(valid.any()):

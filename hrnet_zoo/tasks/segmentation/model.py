@@ -82,6 +82,8 @@ class SegModelSpec:
     dataset: str
     crop_size: tuple  # (H, W) training crop of the official config
     reference: str = ''
+    head: str = 'v2'  # 'v2' (the paper's head, ``last_layer``) or 'ocr' (HRNetV2 + OCR)
+    align_corners: bool = False  # the official config's MODEL.ALIGN_CORNERS
 
 
 SEG_MODELS: Dict[str, SegModelSpec] = {
@@ -96,6 +98,14 @@ SEG_MODELS: Dict[str, SegModelSpec] = {
     'hrnet_w18_small_v2_seg_cityscapes': SegModelSpec('hrnet_w18_small_v2', 19, 'cityscapes', (512, 1024)),
     'hrnet_w18_seg_pascal_context': SegModelSpec('hrnet_w18', 59, 'pascal_context', (480, 480)),
     'hrnet_w18_seg_lip': SegModelSpec('hrnet_w18', 20, 'lip', (473, 473)),
+    'hrnet_w48_ocr_seg_cityscapes': SegModelSpec(
+        'hrnet_w48', 19, 'cityscapes', (512, 1024), 'HRNetV2-W48 + OCR, Cityscapes val 81.6 mIoU (official README)',
+        head='ocr', align_corners=True),
+    'hrnet_w48_ocr_seg_pascal_context': SegModelSpec(
+        'hrnet_w48', 59, 'pascal_context', (520, 520), 'HRNetV2-W48 + OCR, PASCAL-Context 59 classes',
+        head='ocr', align_corners=True),
+    'hrnet_w48_ocr_seg_lip': SegModelSpec('hrnet_w48', 20, 'lip', (473, 473), 'HRNetV2-W48 + OCR, LIP',
+                                          head='ocr', align_corners=True),
 }
 
 
@@ -180,16 +190,22 @@ def load_backbone_weights(model: HRNet, source) -> List[str]:
 
 
 def build_segmentation_model(name: str, pretrained: bool = False, num_classes: Optional[int] = None,
-                             align_corners: bool = False, weights_backbone=None, **kwargs) -> HRNetSegmentation:
-    """Build the named model of :data:`SEG_MODELS` (``num_classes`` overrides the dataset's)."""
+                             align_corners: Optional[bool] = None, weights_backbone=None, **kwargs) -> nn.Module:
+    """Build the named model of :data:`SEG_MODELS` (``num_classes`` overrides the dataset's;
+    ``align_corners`` None takes the official config's choice)."""
+    if name not in SEG_MODELS:
+        raise KeyError(f'unknown segmentation model {name!r}; choose one of {sorted(SEG_MODELS)}')
     spec = SEG_MODELS[name]
     if pretrained:
         raise ValueError(
             f'no converted weights are published for {name!r} yet; build it with pretrained=False and '
             'load an official HRNet-Semantic-Segmentation .pth with '
             'hrnet_zoo.tasks.segmentation.load_official_checkpoint(model, path)')
-    model = HRNetSegmentation(get_config(spec.variant), num_classes or spec.num_classes,
-                              align_corners=align_corners, **kwargs)
+    cls = HRNetSegmentation
+    if spec.head == 'ocr':
+        from .ocr import HRNetOCRSegmentation as cls
+    model = cls(get_config(spec.variant), num_classes or spec.num_classes,
+                align_corners=spec.align_corners if align_corners is None else align_corners, **kwargs)
     model.variant = spec.variant
     model.spec = spec
     if weights_backbone is not None:

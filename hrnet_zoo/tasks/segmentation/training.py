@@ -14,11 +14,19 @@ from .loss import SegmentationLoss
 from .metric import ConfusionMatrix
 
 
-def make_loss_fn(criterion: SegmentationLoss) -> Callable:
-    """``loss_fn(model, (images, masks)) -> scalar`` for :class:`hrnet_zoo.train.Trainer`."""
+def make_loss_fn(criterion: SegmentationLoss, aux_weight: float = 0.4) -> Callable:
+    """``loss_fn(model, (images, masks)) -> scalar`` for :class:`hrnet_zoo.train.Trainer`. A model
+    returning ``{'out', 'aux'}`` in training (OCR) gets ``loss(out) + aux_weight * loss(aux)``
+    (the official ``BALANCE_WEIGHTS`` 0.4, 1; OHEM applies to the main output, plain CE to aux)."""
+    plain = SegmentationLoss(criterion.num_classes, criterion.ignore_index, weight=criterion.weight,
+                             align_corners=criterion.align_corners, check=False)
+
     def loss_fn(model: nn.Module, batch) -> torch.Tensor:
         images, masks = batch
-        return criterion(model(images), masks)
+        out = model(images)
+        if isinstance(out, dict):
+            return criterion(out['out'], masks) + aux_weight * plain(out['aux'], masks)
+        return criterion(out, masks)
     return loss_fn
 
 
