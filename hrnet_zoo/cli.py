@@ -148,7 +148,9 @@ VERBS: List[Callable[[argparse._SubParsersAction], None]] = [_add_convert, _add_
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='hrnet-zoo', description='hrnet-zoo tools: the weight hub (convert, verify, publish, list) and more; VERB --help for each.')
+    parser = argparse.ArgumentParser(
+        prog='hrnet-zoo',
+        description='hrnet-zoo tools: the weight hub (convert, verify, publish, list) and more; VERB --help for each.')
     sub = parser.add_subparsers(dest='verb', required=True, metavar='VERB')
     for add in VERBS:
         add(sub)
