@@ -34,10 +34,12 @@ def make_loss_fn(criterion: SegmentationLoss, aux_weight: float = 0.4) -> Callab
 def evaluate(model: nn.Module, dataset: Dataset, num_classes: int, batch_size: int = 1,
              scales: Sequence[float] = (1.0,), flip: bool = False, crop_size: Optional[Tuple[int, int]] = None,
              ignore_index: int = 255, class_names: Optional[Sequence[str]] = None,
-             device: Optional[torch.device] = None, num_workers: int = 0) -> Dict[str, float]:
+             device: Optional[torch.device] = None, num_workers: int = 0,
+             all_reduce: bool = False) -> Dict[str, float]:
     """mIoU over ``dataset`` (yielding normalised ``(image, mask)``), with optional multi-scale,
-    flip and sliding-window testing. The confusion matrix covers the whole set (summed over
-    ranks under torchrun when every rank evaluates its shard)."""
+    flip and sliding-window testing. The confusion matrix covers the whole set; with
+    ``all_reduce`` (every rank evaluating its own shard) it is summed over ranks first. The
+    engine's default runs eval_fn on rank 0 over the whole set, so no collective is made."""
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -46,7 +48,8 @@ def evaluate(model: nn.Module, dataset: Dataset, num_classes: int, batch_size: i
     for images, masks in loader:
         probs = predict(model, images.to(device), scales=scales, flip=flip, crop_size=crop_size)
         cm.update(probs.argmax(1).cpu(), masks)
-    cm.all_reduce()
+    if all_reduce:
+        cm.all_reduce()
     model.train(was_training)
     return cm.compute()
 
