@@ -1,0 +1,114 @@
+"""COCO-format dataset and COCO keypoint AP on a synthetic set written by the test."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hrnet_zoo.tasks.pose.dataset import COCOKeypoints
+from hrnet_zoo.tasks.pose.decode import decode_heatmaps
+from hrnet_zoo.tasks.pose.metric import coco_keypoint_ap, keypoint_results
+from hrnet_zoo.tasks.pose.synthetic import write_synthetic_coco
+from hrnet_zoo.tasks.pose.transforms import affine_matrix, apply_affine
+
+SIGMAS = [0.089] * 5
+
+
+@pytest.fixture(scope='module')
+def synth(tmp_path_factory):
+    root = tmp_path_factory.mktemp('coco')
+    ann, images = write_synthetic_coco(str(root), num_images=12, num_keypoints=5, invisible_prob=0.2, seed=3)
+    return ann, images
+
+
+def gt_results(ann_file):
+    data = json.load(open(ann_file))
+    kp = np.array([a['keypoints'] for a in data['annotations']], dtype=float).reshape(len(data['annotations']), -1, 3)
+    return keypoint_results([a['image_id'] for a in data['annotations']], kp[..., :2], (kp[..., 2] > 0) * 1.0)
+
+
+def test_ground_truth_as_predictions_gives_ap_one(synth):
+    stats = coco_keypoint_ap(synth[0], gt_results(synth[0]), sigmas=SIGMAS)
+    assert stats['AP'] == pytest.approx(1.0) and stats['AR'] == pytest.approx(1.0)
+
+
+def test_shifted_predictions_lower_ap(synth):
+    res = gt_results(synth[0])
+    for r in res:
+        r['keypoints'] = [v + 6.0 if i % 3 != 2 else v for i, v in enumerate(r['keypoints'])]
+    assert coco_keypoint_ap(synth[0], res, sigmas=SIGMAS)['AP'] < 0.5
+
+
+def test_metric_needs_sigmas_for_non_coco_keypoint_sets_and_predictions(synth):
+    with pytest.raises(ValueError, match='5 keypoints but 17 OKS sigmas'):
+        coco_keypoint_ap(synth[0], gt_results(synth[0]))
+    with pytest.raises(ValueError, match='empty'):
+        coco_keypoint_ap(synth[0], [], sigmas=SIGMAS)
+
+
+def test_dataset_items_and_ground_truth_heatmaps_decode_to_ap_one(synth):
+    ds = COCOKeypoints(*synth, input_size=(64, 48))
+    item = ds[0]
+    assert item['image'].shape == (3, 64, 48) and item['target'].shape == (5, 16, 12)
+    assert item['target_weight'].shape == (5, 1)
+    # the GT keypoints land on the crop where the affine map says, and the target peaks there
+    s = ds.samples[0]
+    m = affine_matrix(s['center'], s['scale'], 0.0, (64, 48))
+    vis = s['keypoints'][:, 2] > 0
+    assert np.allclose(item['keypoints'][vis, :2].numpy(), apply_affine(s['keypoints'][vis, :2], m), atol=1e-4)
+    assert torch.equal(item['target_weight'][:, 0] > 0, torch.from_numpy(vis))
+
+    # ground-truth target heatmaps, as a perfect model would predict them
+    batch = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
+    pts, conf = decode_heatmaps(batch['target'], batch['center'].numpy(), batch['scale'].numpy(), 'dark')
+    res = keypoint_results(batch['image_id'].tolist(), pts, conf)
+    assert coco_keypoint_ap(ds.ann_file, res, sigmas=SIGMAS)['AP'] > 0.95
+
+
+def test_training_augmentation_keeps_targets_on_the_keypoints(synth):
+    torch.manual_seed(0)
+    ds = COCOKeypoints(*synth, input_size=(64, 48), train=True, flip_prob=1.0, rotation_prob=1.0)
+    item = ds[1]
+    crop = item['image'].mean(0)  # keypoint disks are bright on a dark background
+    for (x, y, v), hm in zip(item['keypoints'].numpy(), item['target']):
+        if v > 0 and 2 <= x < 46 and 2 <= y < 62:
+            assert crop[int(round(y)), int(round(x))] > crop.mean()
+            assert hm.max() > 0.5
+
+
+def write(tmp_path, data):
+    path = tmp_path / 'ann.json'
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_bad_annotation_files_give_clear_errors(synth, tmp_path):
+    data = json.load(open(synth[0]))
+    with pytest.raises(ValueError, match='no images or no annotations'):
+        COCOKeypoints(write(tmp_path, {'images': [], 'annotations': [], 'categories': data['categories']}), synth[1])
+    with pytest.raises(FileNotFoundError, match='missing.json'):
+        COCOKeypoints(str(tmp_path / 'missing.json'), synth[1])
+    (tmp_path / 'broken.json').write_text('{"images": [')
+    with pytest.raises(ValueError, match='not valid JSON'):
+        COCOKeypoints(str(tmp_path / 'broken.json'), synth[1])
+    bad = json.loads(json.dumps(data))
+    bad['annotations'][3]['keypoints'] = bad['annotations'][3]['keypoints'][:-3]
+    with pytest.raises(ValueError, match=r'annotation 4 has 4 keypoints .* defines 5'):
+        COCOKeypoints(write(tmp_path, bad), synth[1])
+    with pytest.raises(ValueError, match='has 5 keypoints but 17 were expected'):
+        COCOKeypoints(synth[0], synth[1], num_keypoints=17)
+
+
+def test_boxes_outside_the_image_are_clipped_or_skipped(synth, tmp_path):
+    data = json.loads(open(synth[0]).read())
+    data['annotations'][0]['bbox'] = [-20.0, -20.0, 60.0, 60.0]      # partly outside: clipped
+    data['annotations'][1]['bbox'] = [500.0, 500.0, 30.0, 30.0]      # wholly outside: skipped
+    ds = COCOKeypoints(write(tmp_path, data), synth[1], input_size=(64, 48))
+    assert len(ds) == len(data['annotations']) - 1 and ds.num_skipped_boxes == 1
+    assert np.allclose(ds.samples[0]['center'], [20.0, 20.0])
+    for a in data['annotations']:
+        a['bbox'] = [500.0, 500.0, 30.0, 30.0]
+    with pytest.raises(ValueError, match='no non-crowd person annotation'):
+        COCOKeypoints(write(tmp_path, data), synth[1])
