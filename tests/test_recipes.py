@@ -2,9 +2,6 @@
 schedule; validation errors; the listing."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import torch
 from torch import nn
@@ -83,12 +80,12 @@ def test_unknown_and_bad_keys_are_clear_errors(tmp_path):
         load_recipe(bad)
 
 
-def test_listing():
+def test_listing(capsys):
     table = recipes_table()
     assert 'paper' in table and 'cosine_cutmix_300e' in table and 'hrnet_w48 81.1' in table
-    out = subprocess.run([sys.executable, '-m', 'hrnet_zoo.train', '--list-recipes'], capture_output=True,
-                         text=True, timeout=120)
-    assert out.returncode == 0 and out.stdout == table + '\n'
+    from hrnet_zoo.train.__main__ import main
+    assert main(['--list-recipes']) == 0
+    assert capsys.readouterr().out == table + '\n'
 
 
 def test_hrnet_zoo_cli_recipes_verb(capsys):

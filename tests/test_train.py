@@ -152,27 +152,34 @@ def _free_port() -> int:
 
 
 _DDP_WORKER = '''
-import os, sys, torch, hrnet_zoo
+import sys, torch, hrnet_zoo
 from hrnet_zoo.train import Trainer, TrainConfig, seed_everything
 from hrnet_zoo.train.classification import ClassificationLoss
 from hrnet_zoo.train.data import DigitsDataset
 torch.set_num_threads(1)
 out = sys.argv[1]
-seed_everything(0)
-model = hrnet_zoo.create_model('hrnet_w18_small', num_classes=10)
-cfg = TrainConfig(out_dir=out, epochs=1, max_steps=3, batch_size=8, optimizer='sgd', lr=0.05,
-                  sched='constant', progress=False, device='cpu')
-trainer = Trainer(model, DigitsDataset('train', size=32), ClassificationLoss(), cfg)
-result = trainer.fit()
-rank = trainer.dist.rank
-torch.save({'state': trainer.module.state_dict(), 'losses': result['losses'],
-            'world': trainer.dist.world_size, 'len': len(trainer.sampler)}, f'{out}/rank{rank}.pt')
+data = DigitsDataset('train', size=32)
+
+def run(sub, **kw):
+    seed_everything(0)
+    model = hrnet_zoo.create_model('hrnet_w18_small', num_classes=10, drop_rate=0.2)
+    cfg = TrainConfig(out_dir=f'{out}/{sub}', epochs=1, batch_size=8, optimizer='sgd', lr=0.05,
+                      sched='constant', progress=False, device='cpu', **kw)
+    trainer = Trainer(model, data, ClassificationLoss(), cfg)
+    return trainer, trainer.fit()
+
+trainer, full = run('full', max_steps=4)
+_, cut = run('cut', max_steps=2)
+_, rest = run('cut', max_steps=4, resume='auto')
+torch.save({'state': trainer.module.state_dict(), 'losses': full['losses'], 'resumed': cut['losses'] + rest['losses'],
+            'world': trainer.dist.world_size, 'len': len(trainer.sampler)}, f'{out}/rank{trainer.dist.rank}.pt')
 '''
 
 
 def test_torchrun_two_processes_end_with_identical_weights(tmp_path):
-    """torchrun --nproc_per_node 2 on CPU (gloo): 3 DDP steps, both ranks hold the same weights
-    (parameters and BN buffers) and see disjoint halves of the data."""
+    """torchrun --nproc_per_node 2 on CPU (gloo): 4 DDP steps, both ranks hold the same weights
+    (parameters and BN buffers) and see disjoint halves of the data; a 2-rank run stopped after
+    step 2 and resumed gives the same losses (per-rank RNG states restored, dropout on)."""
     script = tmp_path / 'worker.py'
     script.write_text(_DDP_WORKER)
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO))
@@ -182,14 +189,17 @@ def test_torchrun_two_processes_end_with_identical_weights(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0, r1 = (torch.load(tmp_path / f'rank{r}.pt', weights_only=True) for r in (0, 1))
     assert r0['world'] == r1['world'] == 2 and r0['len'] == r1['len'] == 1437 // 2 + 1
-    assert len(r0['losses']) == 3 and r0['losses'] == r1['losses']  # the logged loss is the mean over ranks
+    assert len(r0['losses']) == 4 and r0['losses'] == r1['losses']  # the logged loss is the mean over ranks
+    torch.testing.assert_close(torch.tensor(r0['resumed']), torch.tensor(r0['losses']))
     assert r0['state'].keys() == r1['state'].keys()
     for key in r0['state']:
         torch.testing.assert_close(r0['state'][key], r1['state'][key], rtol=0, atol=0, msg=key)
+    seed_everything(0)
     init = hrnet_zoo.create_model('hrnet_w18_small', num_classes=10).state_dict()
     assert not torch.equal(init['classifier.weight'], r0['state']['classifier.weight'])  # it trained
-    ckpt = load_checkpoint(tmp_path / 'last.pth')
-    assert ckpt['step'] == 3 and ckpt['world_size'] == 2 and len(ckpt['rng']) == 2
+    ckpt = load_checkpoint(tmp_path / 'full' / 'last.pth')
+    assert ckpt['step'] == 4 and ckpt['world_size'] == 2 and len(ckpt['rng']) == 2
+    assert not torch.equal(ckpt['rng'][0]['torch'], ckpt['rng'][1]['torch'])  # each rank's own RNG stream
 
 
 def test_cli_runs_and_exports_hub_folder(tmp_path):

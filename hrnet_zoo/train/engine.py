@@ -323,10 +323,14 @@ class Trainer:
         return Path(self.cfg.resume)
 
     def _maybe_resume(self) -> Optional[Path]:
-        path = self._resume_path()
+        # rank 0 decides (for 'auto'), so every rank resumes from the same file or none does
+        path = broadcast_object(self._resume_path())
         if path is None:
             return None
-        state = load_checkpoint(path, map_location=self.device)
+        if not Path(path).is_file() and self.dist.distributed:
+            raise CheckpointError(f'rank {self.dist.rank}: {path} is not visible on this node; put out_dir on '
+                                  f'a filesystem shared by all nodes, or copy the checkpoint to every node')
+        state = load_checkpoint(path, map_location='cpu')
         self.load_state_dict(state, source=str(path))
         return path
 
