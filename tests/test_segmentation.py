@@ -341,3 +341,17 @@ def test_ocr_head_keys_outputs_and_checkpoint(tmp_path):
     load_official_checkpoint(fresh, official)
     with torch.no_grad():
         assert torch.allclose(fresh(x), model(x), atol=1e-5)
+
+
+def test_cityscapes_through_torchvision(tmp_path):
+    from hrnet_zoo.tasks.segmentation.datasets import CityscapesTorchvision
+    img_dir = tmp_path / 'leftImg8bit' / 'val' / 'aachen'
+    gt_dir = tmp_path / 'gtFine' / 'val' / 'aachen'
+    img_dir.mkdir(parents=True)
+    gt_dir.mkdir(parents=True)
+    Image.fromarray(np.zeros((2, 3, 3), np.uint8)).save(img_dir / 'aachen_000000_000019_leftImg8bit.png')
+    Image.fromarray(np.array([[7, 11, 1], [23, 26, 33]], np.uint8)).save(gt_dir / 'aachen_000000_000019_gtFine_labelIds.png')
+    ds = CityscapesTorchvision(tmp_path, 'val')
+    image, mask = ds[0]
+    assert len(ds) == 1 and image.shape == (3, 2, 3)
+    assert mask.tolist() == [[0, 2, 255], [10, 13, 18]] and ds.class_names[10] == 'sky'
