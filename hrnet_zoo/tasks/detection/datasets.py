@@ -38,7 +38,8 @@ def check_target(target: Dict[str, torch.Tensor], image: torch.Tensor, num_class
     if 'masks' in target and len(target['masks']) != len(boxes):
         raise ValueError(f'{name}: {len(target["masks"])} masks but {len(boxes)} boxes')
     if 'masks' in target and len(boxes) and tuple(target['masks'].shape[-2:]) != tuple(image.shape[-2:]):
-        raise ValueError(f'{name}: masks {tuple(target["masks"].shape[-2:])} and image {tuple(image.shape[-2:])} differ in size')
+        raise ValueError(f'{name}: masks {tuple(target["masks"].shape[-2:])} and image '
+                         f'{tuple(image.shape[-2:])} differ in size')
     if 'masks' in target and len(boxes) == 0:
         out['masks'] = torch.zeros(0, *image.shape[-2:], dtype=torch.uint8)
     return out

@@ -118,7 +118,8 @@ class CocoEvaluator:
 
 
 @torch.no_grad()
-def evaluate_detector(model, loader, device='cpu', iou_types: Optional[Sequence[str]] = None, coco_gt=None) -> Dict[str, float]:
+def evaluate_detector(model, loader, device='cpu', iou_types: Optional[Sequence[str]] = None,
+                      coco_gt=None) -> Dict[str, float]:
     """Run ``model`` (eval mode) over ``loader`` (yielding ``(images, targets)`` lists) and return COCO AP."""
     if iou_types is None:
         iou_types = ('bbox', 'segm') if getattr(model, 'roi_heads', None) is not None and \

@@ -56,7 +56,8 @@ def read_image(path) -> torch.Tensor:
 def read_mask(path) -> np.ndarray:
     with Image.open(path) as im:
         if im.mode not in ('L', 'P', 'I', 'I;16'):
-            raise ValueError(f'{path}: a mask must be a single-channel (L/P) image of class indices, got mode {im.mode}')
+            raise ValueError(f'{path}: a mask must be a single-channel (L/P) image of class indices, '
+                             f'got mode {im.mode}')
         return np.array(im).astype(np.int64)
 
 

@@ -44,7 +44,8 @@ class ConfusionMatrix:
         n = self.num_classes
         if target.numel() and (int(target.min()) < 0 or int(target.max()) >= n):
             bad = torch.unique(target[(target < 0) | (target >= n)])[:10].tolist()
-            raise ValueError(f'target values {bad} are outside [0, {n - 1}] and not the ignore index {self.ignore_index}')
+            raise ValueError(f'target values {bad} are outside [0, {n - 1}] and not the ignore index '
+                             f'{self.ignore_index}')
         if pred.numel() and (int(pred.min()) < 0 or int(pred.max()) >= n):
             raise ValueError(f'predictions must be in [0, {n - 1}]')
         self.matrix += torch.bincount(target * n + pred, minlength=n * n).reshape(n, n)

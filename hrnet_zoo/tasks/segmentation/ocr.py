@@ -40,10 +40,14 @@ def conv1x1_bn_relu(c_in: int, c_out: int) -> list:
     return [nn.Conv2d(c_in, c_out, 1, bias=False), bn_relu(c_out)]
 
 
+def key_transform(c_in: int, c_key: int) -> nn.Sequential:
+    """Two 1x1 conv-BN-ReLU layers (the query / key transforms ``f_pixel`` and ``f_object``)."""
+    return nn.Sequential(*conv1x1_bn_relu(c_in, c_key), *conv1x1_bn_relu(c_key, c_key))
+
+
 def gather_regions(pixels: torch.Tensor, regions: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     """Object-region representations ``(N, C, K, 1)``: each region's pixels weighted by the
     region map's softmax over all positions (``SpatialGather_Module``)."""
-    n, k = regions.shape[:2]
     weights = F.softmax(scale * regions.flatten(2), dim=2)  # (N, K, HW)
     return torch.bmm(weights, pixels.flatten(2).transpose(1, 2)).transpose(1, 2).unsqueeze(3)
 
@@ -54,8 +58,8 @@ class ObjectContextBlock(nn.Module):
     def __init__(self, channels: int, key_channels: int):
         super().__init__()
         self.key_channels = key_channels
-        self.f_pixel = nn.Sequential(*conv1x1_bn_relu(channels, key_channels), *conv1x1_bn_relu(key_channels, key_channels))
-        self.f_object = nn.Sequential(*conv1x1_bn_relu(channels, key_channels), *conv1x1_bn_relu(key_channels, key_channels))
+        self.f_pixel = key_transform(channels, key_channels)
+        self.f_object = key_transform(channels, key_channels)
         self.f_down = nn.Sequential(*conv1x1_bn_relu(channels, key_channels))
         self.f_up = nn.Sequential(*conv1x1_bn_relu(key_channels, channels))
 
@@ -99,8 +103,8 @@ class HRNetOCRSegmentation(HRNet):
                                          nn.ReLU(inplace=True))
         self.ocr_distri_head = SpatialOCR(mid_channels, key_channels, mid_channels, dropout)
         self.cls_head = nn.Conv2d(mid_channels, num_classes, 1)
-        self.aux_head = nn.Sequential(nn.Conv2d(c, c, 1), nn.BatchNorm2d(c, momentum=BN_MOMENTUM), nn.ReLU(inplace=True),
-                                      nn.Conv2d(c, num_classes, 1))
+        self.aux_head = nn.Sequential(nn.Conv2d(c, c, 1), nn.BatchNorm2d(c, momentum=BN_MOMENTUM),
+                                      nn.ReLU(inplace=True), nn.Conv2d(c, num_classes, 1))
 
     def forward_low_res(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         """``{'out', 'aux'}`` logits at stride 4."""

@@ -76,7 +76,8 @@ def fit(model: nn.Module, train_set: Dataset, criterion: SegmentationLoss, val_s
     cfg = TrainConfig(**cfg_kwargs)
     eval_fn = None
     if val_set is not None:
-        eval_fn = make_eval_fn(val_set, criterion.num_classes, ignore_index=criterion.ignore_index, **(eval_kwargs or {}))
+        eval_fn = make_eval_fn(val_set, criterion.num_classes, ignore_index=criterion.ignore_index,
+                               **(eval_kwargs or {}))
     trainer = Trainer(model, train_set, make_loss_fn(criterion), cfg, eval_fn=eval_fn)
     result = trainer.fit()
     if eval_fn is not None and not result['metrics']:  # stopped by max_steps before an epoch ended
