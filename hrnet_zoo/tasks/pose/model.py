@@ -18,19 +18,22 @@ from torch import nn
 from ...backbone import HRNet
 from ...configs import HRNetConfig, get_config
 from .. import register_task_model
-from .transforms import COCO_FLIP_PAIRS
+from .transforms import COCO_FLIP_PAIRS, check_flip_pairs
 
 
 class PoseHRNet(HRNet):
     """HRNetV1 keypoint model: ``forward(x)`` -> heatmaps (N, K, ceil(H/4), ceil(W/4))."""
 
     def __init__(self, cfg: HRNetConfig, num_keypoints: int = 17, in_chans: int = 3,
-                 flip_pairs: Sequence[Tuple[int, int]] = COCO_FLIP_PAIRS,
+                 flip_pairs: Optional[Sequence[Tuple[int, int]]] = None,
                  input_size: Tuple[int, int] = (256, 192)):
         if num_keypoints < 1:
             raise ValueError(f'num_keypoints must be positive, got {num_keypoints}')
         super().__init__(cfg, in_chans=in_chans, multi_scale_output=False)
         self.num_keypoints = num_keypoints
+        if flip_pairs is None:  # COCO's left/right pairs for 17 keypoints, else none known
+            flip_pairs = COCO_FLIP_PAIRS if num_keypoints == 17 else ()
+        check_flip_pairs(flip_pairs, num_keypoints)
         self.flip_pairs = tuple(tuple(p) for p in flip_pairs)
         self.input_size = tuple(input_size)  # (height, width) the model was configured for
         self.final_layer = nn.Conv2d(self.branch_channels[0], num_keypoints, kernel_size=1)
