@@ -225,3 +225,34 @@ def test_cli_runs_and_exports_hub_folder(tmp_path):
                                load_checkpoint(out / 'last.pth')['model']['classifier.weight'])
     bad = subprocess.run(cmd[:3] + ['--recipe', 'nope'], env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and 'unknown recipe' in bad.stderr
+
+
+def test_imagefolder_pipeline_and_cutmix_loss(tmp_path):
+    """An ImageFolder tree goes through timm's create_dataset + the recipe's transforms (RRC 224
+    for training, resize 256 / centre crop 224 for evaluation); CutMix gives a finite soft-target loss."""
+    from PIL import Image
+    from hrnet_zoo.train.classification import build_mixup
+    from hrnet_zoo.train.data import build_datasets
+    from hrnet_zoo.train.recipes import load_recipe
+    rng = torch.Generator().manual_seed(0)
+    for split in ('train', 'val'):
+        for cls in ('cat', 'dog'):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for i in range(2):
+                pixels = torch.randint(0, 255, (40 + 9 * i, 50, 3), generator=rng, dtype=torch.uint8).numpy()
+                Image.fromarray(pixels).save(tmp_path / split / cls / f'{i}.png')
+    recipe = load_recipe('cosine_cutmix_300e')
+    train_set, eval_set, num_classes = build_datasets('', str(tmp_path), recipe.data)
+    assert num_classes == 2 and len(train_set) == len(eval_set) == 4
+    image, target = train_set[0]
+    assert image.shape == (3, 224, 224) and target in (0, 1)
+    assert eval_set[3][0].shape == (3, 224, 224) and eval_set[3][1] == 1
+    mixup = build_mixup(recipe.augment['cutmix'], recipe.augment['mixup'], 0.1, num_classes)
+    model = nn.Sequential(nn.Conv2d(3, 4, 7, stride=8), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    images = torch.stack([train_set[i][0] for i in range(4)])
+    loss = ClassificationLoss(0.1, mixup)(model, (images, torch.tensor([0, 0, 1, 1])))
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    with pytest.raises(ValueError, match='even batch'):
+        ClassificationLoss(0.1, mixup)(model, (images[:3], torch.tensor([0, 0, 1])))
+    with pytest.raises(ValueError, match='no data'):
+        build_datasets('', None, recipe.data)

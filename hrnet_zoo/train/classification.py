@@ -2,7 +2,7 @@
 smoothing) and a top-1 / top-5 evaluation that shards over ranks under DDP."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import torch
 import torch.distributed as dist

@@ -8,7 +8,7 @@ and the paper mean: with milestones (30, 60, 90) epochs 0-29 use lr, epoch 30 us
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import torch
 from timm.optim import create_optimizer_v2
