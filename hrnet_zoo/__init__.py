@@ -13,6 +13,7 @@ from . import _timm
 from .backbone import HRNet, HighResolutionModule
 from .classifier import HighResolutionNet, HighResolutionNetFeatures
 from .configs import HRNET_CONFIGS, HRNetConfig, StageConfig, get_config
+from .deploy import deploy, export_onnx
 from .representations import HRNetV1, HRNetV2, HRNetV2p
 from .tasks import TASK_MODELS
 from . import detection  # noqa: F401  (hrnet_zoo.detection.fasterrcnn_hrnetv2p_w32, ...)
@@ -23,6 +24,7 @@ __all__ = [
     'create_model', 'list_models', 'get_config', 'HRNetConfig', 'StageConfig', 'HRNET_CONFIGS',
     'HRNet', 'HighResolutionModule', 'HighResolutionNet', 'HighResolutionNetFeatures',
     'HRNetV1', 'HRNetV2', 'HRNetV2p', '__version__',
+    'deploy', 'export_onnx',
 ]
 
 
