@@ -191,6 +191,9 @@ class HRNet(nn.Module):
     def stem_features(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """The stem's two stride-2 convs: returns the 1/2 and the 1/4 resolution maps."""
         check_input_size(x)
+        return self._run(self._stem, x)  # checkpointed too: the stem's maps are the largest
+
+    def _stem(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         half = self.act1(self.bn1(self.conv1(x)))
         return half, self.act2(self.bn2(self.conv2(half)))
 

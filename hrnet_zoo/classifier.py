@@ -114,7 +114,7 @@ class HighResolutionNet(HRNet):
         self.global_pool, self.classifier = create_classifier(self.num_features, num_classes, pool_type=global_pool)
 
     def _head_features(self, ys: List[torch.Tensor]) -> List[torch.Tensor]:
-        return [incre(y) for incre, y in zip(self.incre_modules, ys)]
+        return [self._run(incre, y) for incre, y in zip(self.incre_modules, ys)]
 
     def _aggregate(self, ys: List[torch.Tensor]) -> torch.Tensor:
         """Add each resolution, downsampled by a stride-2 conv, into the next lower one."""
