@@ -173,6 +173,7 @@ def parse_args(argv=None):
     p.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     p.add_argument('--threads', type=int, default=None)
     p.add_argument('--no-timm', action='store_true', help="skip timm's reference rows")
+    p.add_argument('--phases', nargs='+', choices=('infer', 'train'), default=['infer', 'train'])
     p.add_argument('--no-progress', action='store_true')
     p.add_argument('--json', metavar='FILE')
     p.add_argument('--csv', metavar='FILE')
@@ -191,7 +192,7 @@ def main(argv=None) -> Dict:
         print(json.dumps(run_child(json.loads(args.child))))
         return {}
     from tqdm import tqdm
-    variants = [v for v in VARIANTS if not (args.no_timm and v[0] == 'timm')]
+    variants = [v for v in VARIANTS if not (args.no_timm and v[0] == 'timm') and v[1] in args.phases]
     configs = [dict(model=m, batch=b, size=args.img_size, impl=impl, phase=phase, checkpointing=ckpt,
                     device=args.device, steps=args.steps, threads=args.threads)
                for m in args.models for b in args.batch_sizes for impl, phase, ckpt in variants]

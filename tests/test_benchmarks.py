@@ -1,0 +1,85 @@
+"""Smoke tests: benchmarks/speed.py and benchmarks/memory.py keep working (tiny settings)."""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f'bench_{name}', os.path.join(ROOT, 'benchmarks', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def speed():
+    return _load('speed')
+
+
+def test_speed_tiny_run_writes_json_csv_and_plot(speed, tmp_path, capsys):
+    out = speed.main(['--models', 'hrnet_w18_small', '--batch-sizes', '1', '--img-sizes', '64',
+                      '--repeats', '1', '--warmup', '0', '--modes', 'eager', 'deploy', 'onnx',
+                      '--train-modes', 'eager', '--no-progress', '--threads', '1',
+                      '--json', str(tmp_path / 'r.json'), '--csv', str(tmp_path / 'r.csv'),
+                      '--plot', str(tmp_path / 'r.png')])
+    printed = capsys.readouterr().out
+    assert 'ours/timm' in printed and 'matmul peak' in printed
+    data = json.loads((tmp_path / 'r.json').read_text())
+    assert data == json.loads(json.dumps(out))
+    assert data['machine']['matmul_peak_fp32_gflops'] > 0
+    rows = data['rows']
+    assert [r['mode'] for r in rows] == ['eager', 'deploy', 'onnx']
+    for r in rows:
+        assert r['ours_ips'] > 0 and r['timm_ips'] > 0
+        assert math.isclose(r['ratio'], r['ours_ips'] / r['timm_ips'], rel_tol=1e-6)
+        assert 0 < r['frac_peak'] < 5
+        assert r['params_m'] == pytest.approx(13.19, abs=0.01)
+        # FlopCounterMode at 64 px: about (64/224)^2 of the 224-px count (~1.8 GMACs)
+        assert 0.1 < r['gmacs'] < 0.2
+    assert rows[0]['train_ours_ips'] > 0 and math.isnan(rows[1]['train_ours_ips'])
+    with open(tmp_path / 'r.csv') as f:
+        assert [r['mode'] for r in csv.DictReader(f)] == ['eager', 'deploy', 'onnx']
+    assert (tmp_path / 'r.png').read_bytes()[:4] == b'\x89PNG'
+
+
+def test_speed_skips_emulated_bfloat16_unless_forced(speed, monkeypatch):
+    monkeypatch.setattr(speed, 'native_low_precision', lambda device: False)
+    args = speed.parse_args(['--modes', 'eager', 'autocast', 'deploy_lp', '--train-modes', 'eager', 'autocast'])
+    modes, notes = speed.select_modes(args)
+    assert modes == ['eager'] and args.train_modes == ['eager']
+    assert 'no native bfloat16' in notes[0]
+    args = speed.parse_args(['--modes', 'all', '--force-low-precision'])
+    assert speed.select_modes(args)[0] == list(speed.MODES)
+
+
+def test_speed_rejects_bad_arguments(speed):
+    with pytest.raises(SystemExit):
+        speed.parse_args(['--models', 'resnet50'])
+    with pytest.raises(SystemExit):
+        speed.parse_args(['--img-sizes', '100'])
+
+
+def test_memory_tiny_run_with_and_without_checkpointing(tmp_path, capsys):
+    memory = _load('memory')
+    out = memory.main(['--models', 'hrnet_w18_small', '--batch-sizes', '1', '--img-size', '64',
+                       '--steps', '1', '--no-timm', '--phases', 'train', '--threads', '1', '--no-progress',
+                       '--json', str(tmp_path / 'm.json')])
+    printed = capsys.readouterr().out
+    assert 'checkpointing: step peak' in printed
+    results = json.loads((tmp_path / 'm.json').read_text())['results']
+    assert [(r['phase'], r['checkpointing']) for r in results] == [('train', False), ('train', True)]
+    for r in results:
+        assert r['step_s'] > 0 and r['total_peak_mib'] > 100  # torch alone needs more than 100 MiB
+        assert r['peak_mib'] >= 0
+    summary = out['summary'][0]
+    assert summary['ckpt_time_ratio'] > 0 and summary['ckpt_memory_ratio'] > 0
