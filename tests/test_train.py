@@ -223,8 +223,14 @@ def test_cli_runs_and_exports_hub_folder(tmp_path):
     model.load_state_dict(load_file(str(tmp_path / 'hub' / 'model.safetensors')))
     torch.testing.assert_close(model.state_dict()['classifier.weight'],
                                load_checkpoint(out / 'last.pth')['model']['classifier.weight'])
-    bad = subprocess.run(cmd[:3] + ['--recipe', 'nope'], env=env, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and 'unknown recipe' in bad.stderr
+
+
+def test_cli_errors_exit_2(capsys, tmp_path):
+    from hrnet_zoo.train.__main__ import main
+    assert main(['--recipe', 'nope']) == 2
+    assert 'unknown recipe' in capsys.readouterr().err
+    assert main(['--model', 'hrnet_w18_small', '--out-dir', str(tmp_path)]) == 2  # no data given
+    assert 'no data: pass --data-dir' in capsys.readouterr().err
 
 
 def test_imagefolder_pipeline_and_cutmix_loss(tmp_path):
