@@ -2,7 +2,6 @@
 the ``python -m hrnet_zoo.tasks.pose`` entry point end to end."""
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch

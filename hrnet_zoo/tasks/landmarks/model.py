@@ -33,10 +33,15 @@ OFFICIAL_FACE_KEY_MAP: Tuple[Tuple[str, str], ...] = (
 
 
 class FaceHRNet(HRNet):
-    """HRNetV2 landmark model: ``forward(x)`` -> heatmaps (N, L, ceil(H/4), ceil(W/4))."""
+    """HRNetV2 landmark model: ``forward(x)`` -> heatmaps (N, L, ceil(H/4), ceil(W/4)).
+
+    ``bn_momentum`` 0.01 is the official face setting (made for 60-epoch schedules); for runs of a
+    few hundred steps use 0.1, or the BatchNorm running statistics lag far behind the weights.
+    """
 
     def __init__(self, cfg: HRNetConfig, num_landmarks: int = 98, in_chans: int = 3,
-                 flip_pairs: Sequence[Tuple[int, int]] = (), input_size: Tuple[int, int] = (256, 256)):
+                 flip_pairs: Sequence[Tuple[int, int]] = (), input_size: Tuple[int, int] = (256, 256),
+                 bn_momentum: float = FACE_BN_MOMENTUM):
         if num_landmarks < 1:
             raise ValueError(f'num_landmarks must be positive, got {num_landmarks}')
         super().__init__(cfg.with_upsample('bilinear', False), in_chans=in_chans, multi_scale_output=True)
@@ -48,7 +53,7 @@ class FaceHRNet(HRNet):
         self.final_layer = nn.Conv2d(cat, num_landmarks, kernel_size=1)
         for m in self.modules():
             if isinstance(m, nn.BatchNorm2d):
-                m.momentum = FACE_BN_MOMENTUM
+                m.momentum = bn_momentum
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.final_layer(self.representation(super().forward(x)))

@@ -125,7 +125,8 @@ class COCOKeypoints(Dataset):
                 continue
             im = images.get(ann['image_id'])
             if im is None:
-                raise ValueError(f'{self.ann_file}: annotation {ann.get("id")} refers to missing image {ann["image_id"]}')
+                raise ValueError(f'{self.ann_file}: annotation {ann.get("id")} refers to missing '
+                                 f'image {ann["image_id"]}')
             box = clip_box(ann['bbox'], im['width'], im['height'])
             if box is None:
                 self.num_skipped_boxes += 1
