@@ -95,3 +95,19 @@ def hrnet_w48_ssld(pretrained: bool = False, **kwargs):
     """HRNet-W48-C with PaddleClas SSLD weights (weights `hrnet_w48_ssld.paddle_in1k`, ImageNet top-1 83.6).
     Keyword arguments pass through to the builder."""
     return hrnet('hrnet_w48_ssld.paddle_in1k', pretrained, **kwargs)
+
+
+# Task models (pose, landmarks, segmentation, detection): one entry per registered name, made from
+# hrnet_zoo's table so that hubconf never drifts from it; each carries its builder's docstring.
+def _task_entry(name: str):
+    builder = _zoo.TASK_MODELS[name]
+
+    def entry(pretrained: bool = False, **kwargs):
+        return builder(pretrained=pretrained, **kwargs)
+    entry.__name__ = entry.__qualname__ = name
+    entry.__doc__ = (builder.__doc__ or name).strip() + '\n\nKeyword arguments pass through to the builder.'
+    return entry
+
+
+for _name in _zoo.TASK_MODELS:
+    globals()[_name] = _task_entry(_name)

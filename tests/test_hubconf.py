@@ -26,10 +26,12 @@ def hubconf():
 def test_dependencies_and_one_documented_entry_per_variant(hubconf):
     assert hubconf.dependencies == ['torch', 'timm', 'safetensors', 'huggingface_hub']
     entries = {n: f for n, f in vars(hubconf).items() if callable(f) and not n.startswith('_')}
-    assert set(_timm.MODEL_NAMES) | {'hrnet'} == set(entries)
+    assert set(_timm.MODEL_NAMES) | set(TASK_MODELS) | {'hrnet'} == set(entries)
     for name, fn in entries.items():
         assert fn.__doc__ and len(fn.__doc__.strip()) > 40, name
         assert 'pretrained' in inspect.signature(fn).parameters, name
+    for name in TASK_MODELS:  # task entries carry their builder's docstring
+        assert entries[name].__doc__.startswith(TASK_MODELS[name].__doc__.strip()[:20]), name
     for arch in _timm.MODEL_NAMES:  # each explicit entry pins a weight that is in the manifest
         tag = inspect.getsource(entries[arch]).split(f"'{arch}.")[1].split("'")[0]
         assert f'{arch}.{tag}' in weights.load_manifest(), arch
@@ -64,3 +66,9 @@ def test_generic_entry_takes_any_zoo_name_and_published_repos(hubconf, monkeypat
         torch.testing.assert_close(model(X), ref.eval()(X))
     with pytest.raises(ValueError, match='unknown model'):
         hubconf.hrnet('resnet50')
+
+
+def test_task_model_entry_builds_the_registered_model():
+    model = torch.hub.load(str(ROOT), 'hrnet_w18_face_aflw', source='local').eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 64, 64)).shape == (1, 19, 16, 16)
