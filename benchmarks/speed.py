@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import copy
 import csv
+import ctypes
 import datetime
 import io
 import json
@@ -242,16 +243,41 @@ def train_step_fn(model: nn.Module, mode: str, device: str, num_classes: int = 1
 
 # --- timing and memory ------------------------------------------------------------------------
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in (
+        'arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks', 'fsmblks', 'uordblks', 'fordblks', 'keepcost')]
+
+
+def _malloc_in_use() -> Optional[Callable[[], int]]:
+    """glibc's bytes in use by malloc (heap + mmapped), or None off glibc >= 2.33."""
+    try:
+        libc = ctypes.CDLL(None)
+        fn = libc.mallinfo2
+    except (OSError, AttributeError):
+        return None
+    fn.restype = _MallInfo2
+
+    def in_use() -> int:
+        info = fn()
+        return info.uordblks + info.hblkhd
+    return in_use
+
+
 class PeakMemory:
     """Peak memory above the level at entry, in MiB: CUDA max_memory_allocated, or on CPU the
-    process RSS sampled every millisecond by a thread (Linux /proc)."""
+    bytes in use by malloc (glibc mallinfo2: live tensors and scratch, whatever malloc caches),
+    sampled every millisecond by a thread; the process RSS where mallinfo2 is missing.
+    onnxruntime keeps its own arena: after its first run its peaks do not show."""
+    _in_use = _malloc_in_use()
 
     def __init__(self, device: str):
         self.device = device
         self.peak_mib = float('nan')
 
-    @staticmethod
-    def _rss() -> int:
+    @classmethod
+    def _rss(cls) -> int:
+        if cls._in_use is not None:
+            return cls._in_use()
         with open('/proc/self/statm') as f:
             return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
 
@@ -260,7 +286,7 @@ class PeakMemory:
             torch.cuda.synchronize()
             self._base = torch.cuda.memory_allocated()
             torch.cuda.reset_peak_memory_stats()
-        elif os.path.exists('/proc/self/statm'):
+        elif self._in_use is not None or os.path.exists('/proc/self/statm'):
             self._base = self._peak = self._rss()
             self._stop = threading.Event()
             self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -368,7 +394,7 @@ def run_config(args, name: str, batch: int, size: int, modes: Sequence[str], pea
         row.frac_peak = row.ours_gflops_s / peak
         if mode in args.train_modes:
             steps = {k: train_step_fn(copy.deepcopy(m), mode, device) for k, m in pair.items()}
-            tr = time_interleaved(steps, x, device, args.repeats, args.warmup, args.timer, no_grad=False)
+            tr = time_interleaved(steps, x, device, args.train_repeats, args.warmup, args.timer, no_grad=False)
             row.train_ours_ips, row.train_timm_ips = batch / tr['ours']['s'], batch / tr['timm']['s']
             row.train_ratio = row.train_ours_ips / row.train_timm_ips
         rows.append(row)
@@ -495,6 +521,7 @@ def parse_args(argv=None):
     p.add_argument('--train-modes', nargs='*', default=['eager'],
                    help='modes (eager, channels_last, autocast) that also time a training step; none: --train-modes')
     p.add_argument('--repeats', type=int, default=3, help='timed runs per model and mode (median)')
+    p.add_argument('--train-repeats', type=int, default=1, help='timed training steps (median)')
     p.add_argument('--warmup', type=int, default=1)
     p.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     p.add_argument('--threads', type=int, default=None, help='torch / onnxruntime threads (default: torch default)')
@@ -514,8 +541,8 @@ def parse_args(argv=None):
     bad = [s for s in args.img_sizes if s < 32 or s % 32]
     if bad:
         p.error(f'--img-sizes {bad}: timm\'s HRNet needs multiples of 32 (>= 32) to be compared')
-    if args.repeats < 1:
-        p.error('--repeats must be at least 1')
+    if args.repeats < 1 or args.train_repeats < 1:
+        p.error('--repeats and --train-repeats must be at least 1')
     return args
 
 
