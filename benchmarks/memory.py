@@ -98,13 +98,14 @@ def run_child(cfg: Dict) -> Dict:
     else:
         reset = _reset_peak_rss()
         base = _proc_status('VmRSS')
+    now = time.process_time if cfg.get('timer') == 'process' else time.perf_counter
     times = []
     for _ in range(cfg['steps']):
         sync()
-        t = time.perf_counter()
+        t = now()
         step()
         sync()
-        times.append(time.perf_counter() - t)
+        times.append(now() - t)
     if device == 'cuda':
         peak, total = torch.cuda.max_memory_allocated() - base, torch.cuda.max_memory_allocated()
     else:
@@ -172,6 +173,8 @@ def parse_args(argv=None):
     p.add_argument('--steps', type=int, default=2, help='timed steps after the warm-up (median time)')
     p.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     p.add_argument('--threads', type=int, default=None)
+    p.add_argument('--timer', choices=('wall', 'process'), default='wall',
+                   help='process: CPU time of the child, steadier on a busy machine with --threads 1')
     p.add_argument('--no-timm', action='store_true', help="skip timm's reference rows")
     p.add_argument('--phases', nargs='+', choices=('infer', 'train'), default=['infer', 'train'])
     p.add_argument('--no-progress', action='store_true')
@@ -194,7 +197,7 @@ def main(argv=None) -> Dict:
     from tqdm import tqdm
     variants = [v for v in VARIANTS if not (args.no_timm and v[0] == 'timm') and v[1] in args.phases]
     configs = [dict(model=m, batch=b, size=args.img_size, impl=impl, phase=phase, checkpointing=ckpt,
-                    device=args.device, steps=args.steps, threads=args.threads)
+                    device=args.device, steps=args.steps, threads=args.threads, timer=args.timer)
                for m in args.models for b in args.batch_sizes for impl, phase, ckpt in variants]
     results = []
     with tqdm(configs, disable=args.no_progress, file=sys.stderr) as bar:
