@@ -2,12 +2,12 @@
 
 :func:`deploy` returns a new module (the caller's model is left untouched) in which every
 BatchNorm that directly follows a convolution is folded into that convolution's weight and bias,
-the weights are in ``channels_last`` layout and, optionally, in bfloat16 / float16. ``backend='eager'`` (default)
-keeps the module tree, ready at once; ``backend='inductor'`` compiles the folded model with
-``torch.compile`` and inductor freezing, which fuses conv (+ add) + ReLU into prepacked oneDNN ops
-on CPU (measured ~1.2x the eager deploy on hrnet_w18_small, after a compile of a minute or more per
-new input shape). ``backend='eager'`` keeps the module
-tree (attributes such as ``feature_info`` stay reachable). Outputs come back in the input's dtype.
+the weights are in ``channels_last`` layout and, optionally, in bfloat16 / float16. Outputs come
+back in the input's dtype. ``backend='eager'`` (default) keeps the module tree, ready at once, for
+any input size (attributes such as ``feature_info`` stay reachable); ``backend='inductor'`` compiles
+the folded model with ``torch.compile`` and inductor freezing, which fuses conv (+ add) + ReLU into
+prepacked oneDNN ops on CPU (measured ~1.2x the eager deploy on hrnet_w18_small, after a compile of
+a minute or more for each new input shape).
 
 :func:`export_onnx` writes the folded model as an ONNX graph with dynamic batch, height and width,
 and checks it with onnxruntime against PyTorch.
@@ -22,7 +22,7 @@ import copy
 import os
 import tempfile
 from collections import Counter
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
