@@ -520,7 +520,8 @@ def parse_args(argv=None):
     p.add_argument('--modes', nargs='+', default=list(DEFAULT_MODES), help=f'{MODES} or "all"')
     p.add_argument('--train-modes', nargs='*', default=['eager'],
                    help='modes (eager, channels_last, autocast) that also time a training step; none: --train-modes')
-    p.add_argument('--repeats', type=int, default=3, help='timed runs per model and mode (median)')
+    p.add_argument('--repeats', type=int, default=2,
+                   help='timed runs per model and mode (median; ours and timm alternate, order swapped each round)')
     p.add_argument('--train-repeats', type=int, default=1, help='timed training steps (median)')
     p.add_argument('--warmup', type=int, default=1)
     p.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
