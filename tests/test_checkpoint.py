@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from hrnet_zoo.train.checkpoint import (CheckpointError, capture_rng_state, load_checkpoint, load_model_state,
-                                        restore_rng_state, save_checkpoint)
+                                        load_weights, restore_rng_state, save_checkpoint)
 
 
 def _state(value: float = 1.0):
@@ -80,3 +80,17 @@ def test_rng_state_roundtrip_through_file(tmp_path):
     restore_rng_state(load_checkpoint(tmp_path / 'r.pth')['rng'])
     got = (random.random(), np.random.rand(), torch.rand(2))
     assert got[0] == expected[0] and got[1] == expected[1] and torch.equal(got[2], expected[2])
+
+
+def test_load_weights_engine_checkpoint_or_official_fallback(tmp_path):
+    src, dst = nn.Linear(3, 2), nn.Linear(3, 2)
+    save_checkpoint(tmp_path / 'last.pth', {'model': src.state_dict()})
+    load_weights(dst, tmp_path / 'last.pth')
+    torch.testing.assert_close(dst.weight, src.weight)
+
+    torch.save(src.state_dict(), tmp_path / 'official.pth')  # not an engine checkpoint
+    seen = []
+    load_weights(nn.Linear(3, 2), tmp_path / 'official.pth', official_loader=lambda m, p: seen.append(p))
+    assert seen == [str(tmp_path / 'official.pth')]
+    with pytest.raises(CheckpointError, match='not an hrnet_zoo training checkpoint'):
+        load_weights(nn.Linear(3, 2), tmp_path / 'official.pth')

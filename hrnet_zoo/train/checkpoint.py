@@ -17,7 +17,7 @@ import pickle
 import random
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Mapping, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 import numpy as np
 import torch
@@ -105,6 +105,22 @@ def load_checkpoint(path: PathLike, map_location: Any = 'cpu') -> Dict[str, Any]
         raise CheckpointError(f'{path} has checkpoint format {fmt!r}, this version reads '
                               f'{CHECKPOINT_FORMAT!r}')
     return state
+
+
+def load_weights(model: nn.Module, path: PathLike,
+                 official_loader: Optional[Callable[[nn.Module, str], Any]] = None) -> nn.Module:
+    """Weights for evaluation or fine-tuning: an hrnet_zoo training checkpoint (``last.pth`` /
+    ``best.pth``) or, through ``official_loader(model, path)``, a checkpoint in another layout
+    (e.g. an official one). Both read with ``weights_only=True``; a mismatch is a clear error."""
+    try:
+        state = load_checkpoint(path)
+    except CheckpointError:
+        if official_loader is None:
+            raise
+        official_loader(model, str(path))
+        return model
+    load_model_state(model, state['model'], source=str(path))
+    return model
 
 
 def load_model_state(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = 'checkpoint') -> None:

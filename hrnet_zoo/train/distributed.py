@@ -42,6 +42,11 @@ def _env_int(name: str, default: int) -> int:
     return default if value in (None, '') else int(value)
 
 
+def resolve_device(name: Optional[str] = None) -> torch.device:
+    """``name`` as a :class:`torch.device`; by default CUDA when available, else the CPU."""
+    return torch.device(name or ('cuda' if torch.cuda.is_available() else 'cpu'))
+
+
 def init_distributed(device: Optional[str] = None, timeout_s: float = 1800) -> DistInfo:
     """Initialise the default process group when launched by torchrun (``WORLD_SIZE`` > 1).
 

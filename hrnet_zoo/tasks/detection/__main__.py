@@ -26,6 +26,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from ...train import TrainConfig, Trainer
+from ...train.checkpoint import load_model_state, load_weights as load_checkpoint_weights
+from ...train.distributed import resolve_device
 from .datasets import CocoDetectionDataset, RandomHorizontalFlip, SyntheticBoxes, collate
 from .metric import evaluate_detector
 from .models import build_detector
@@ -63,10 +65,14 @@ def _eval_fn(val_set, iou_types):
     return lambda model: evaluate_detector(model, loader, next(model.parameters()).device, iou_types, coco_gt)
 
 
+def _load_plain_state_dict(model, path: str) -> None:
+    load_model_state(model, torch.load(path, map_location='cpu', weights_only=True), source=path)
+
+
 def load_weights(model, path: str) -> None:
-    """An engine checkpoint (``{'model': ...}``) or a plain torchvision-layout state_dict."""
-    state = torch.load(path, map_location='cpu', weights_only=False)
-    model.load_state_dict(state['model'] if isinstance(state, dict) and isinstance(state.get('model'), dict) else state)
+    """An engine checkpoint (``last.pth`` / ``best.pth``) or a plain torchvision-layout state_dict
+    (both read with ``weights_only=True``)."""
+    load_checkpoint_weights(model, path, official_loader=_load_plain_state_dict)
 
 
 def cmd_train(args) -> dict:
@@ -97,7 +103,7 @@ def cmd_eval(args) -> dict:
     model = _model(args)
     if args.checkpoint:
         load_weights(model, args.checkpoint)
-    device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    device = resolve_device(args.device)
     model.to(device)
     masks = MODELS[args.model][0] == 'maskrcnn'
     metrics = _eval_fn(_val_set(args, masks), ('bbox', 'segm') if masks else ('bbox',))(model)
@@ -118,7 +124,7 @@ def cmd_predict(args) -> list:
     model = _model(args)
     if args.checkpoint:
         load_weights(model, args.checkpoint)
-    device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    device = resolve_device(args.device)
     model.to(device).eval()
     names = _category_names(args.num_classes)
     out_dir = Path(args.out)

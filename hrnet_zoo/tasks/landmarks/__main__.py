@@ -19,10 +19,10 @@ import sys
 from typing import List, Optional
 
 import numpy as np
-import torch
 from PIL import Image
 
 import hrnet_zoo
+from ...train.distributed import resolve_device
 from ...train.engine import TrainConfig
 from ..pose.dataset import load_image, normalize
 from ..pose.decode import DECODE_METHODS, predict_heatmaps
@@ -34,10 +34,6 @@ from .training import FACE_RECIPE, evaluate_landmarks, fit_landmarks, load_face_
 
 FACE_MODELS = {'hrnet_w18_face_wflw': 'wflw', 'hrnet_w18_face_300w': '300w', 'hrnet_w18_face_aflw': 'aflw',
                'hrnet_w18_face_cofw': 'cofw'}
-
-
-def _device(args) -> torch.device:
-    return torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
 
 
 def _model(args):
@@ -68,7 +64,7 @@ def cmd_train(args) -> dict:
 
 
 def cmd_eval(args) -> dict:
-    model = _model(args).to(_device(args))
+    model = _model(args).to(resolve_device(args.device))
     metrics = evaluate_landmarks(model, _dataset(args, args.val_csv, False), args.batch_size, args.flip_test,
                                  args.decode, args.workers)
     print(json.dumps(metrics, indent=1))
@@ -76,7 +72,8 @@ def cmd_eval(args) -> dict:
 
 
 def cmd_predict(args) -> str:
-    model = _model(args).to(_device(args)).eval()
+    device = resolve_device(args.device)
+    model = _model(args).to(device).eval()
     image = load_image(args.image)
     h, w = image.shape[-2:]
     x, y, bw, bh = args.box or [0.0, 0.0, float(w), float(h)]
@@ -84,7 +81,7 @@ def cmd_predict(args) -> str:
     scale = max(bw, bh) / PIXEL_STD * FACE_PADDING
     size = tuple(args.input_size)
     crop = normalize(warp_image(image, affine_matrix(center, scale, 0.0, size), size))
-    heatmaps = predict_heatmaps(model, crop[None].to(_device(args)), model.flip_pairs, args.flip_test)
+    heatmaps = predict_heatmaps(model, crop[None].to(device), model.flip_pairs, args.flip_test)
     pts, conf = decode_landmarks(heatmaps.float().cpu(), center[None], np.array([scale]), args.decode)
     pil = Image.fromarray((image.permute(1, 2, 0).numpy() * 255).astype(np.uint8))
     save_png(draw_keypoints(pil, pts, conf, threshold=-1.0, box=[x, y, bw, bh]), args.out)

@@ -70,11 +70,6 @@ def fit_landmarks(model: nn.Module, train_set, cfg: TrainConfig, val_set=None, f
 
 def load_face_weights(model: nn.Module, path: str) -> nn.Module:
     """Weights from an engine checkpoint or an official HRNet-Facial-Landmark-Detection ``.pth``."""
-    from ...train.checkpoint import CheckpointError, load_checkpoint, load_model_state
+    from ...train.checkpoint import load_weights
     from .model import load_official_face_checkpoint
-    try:
-        state = load_checkpoint(path)
-    except CheckpointError:
-        return load_official_face_checkpoint(model, path)
-    load_model_state(model, state['model'], source=path)
-    return model
+    return load_weights(model, path, official_loader=load_official_face_checkpoint)

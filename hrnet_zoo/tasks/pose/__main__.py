@@ -19,19 +19,15 @@ import sys
 from typing import List, Optional
 
 import numpy as np
-import torch
 
 import hrnet_zoo
+from ...train.distributed import resolve_device
 from ...train.engine import TrainConfig
 from .dataset import COCOKeypoints, load_image, normalize
 from .decode import DECODE_METHODS, decode_heatmaps, predict_heatmaps
 from .training import POSE_RECIPE, fit_pose, load_pose_weights
 from .transforms import COCO_SKELETON, affine_matrix, box_to_center_scale, warp_image
 from .visualize import draw_keypoints, save_png
-
-
-def _device(args) -> torch.device:
-    return torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
 
 
 def _model(args):
@@ -69,7 +65,7 @@ def cmd_train(args) -> dict:
 
 def cmd_eval(args) -> dict:
     from .evaluate import evaluate_coco
-    model = _model(args).to(_device(args))
+    model = _model(args).to(resolve_device(args.device))
     val_set = _dataset(model, args.val_ann, args.val_images, False, args)
     stats = evaluate_coco(model, val_set, batch_size=args.batch_size, flip_test=not args.no_flip_test,
                           method=args.decode, sigmas=args.sigmas, num_workers=args.workers)
@@ -78,14 +74,15 @@ def cmd_eval(args) -> dict:
 
 
 def cmd_predict(args) -> str:
-    model = _model(args).to(_device(args)).eval()
+    device = resolve_device(args.device)
+    model = _model(args).to(device).eval()
     image = load_image(args.image)
     h, w = image.shape[-2:]
     box = args.box or [0.0, 0.0, float(w), float(h)]
     size = model.input_size
     center, scale = box_to_center_scale(box, size[1] / size[0])
     crop = normalize(warp_image(image, affine_matrix(center, scale, 0.0, size), size))
-    heatmaps = predict_heatmaps(model, crop[None].to(_device(args)), model.flip_pairs, not args.no_flip_test)
+    heatmaps = predict_heatmaps(model, crop[None].to(device), model.flip_pairs, not args.no_flip_test)
     pts, conf = decode_heatmaps(heatmaps.float().cpu(), center[None], scale[None], args.decode)
     from PIL import Image
     pil = Image.fromarray((image.permute(1, 2, 0).numpy() * 255).astype(np.uint8))

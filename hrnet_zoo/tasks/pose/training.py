@@ -51,11 +51,6 @@ def fit_pose(model: nn.Module, train_set, cfg: TrainConfig, val_set=None, flip_t
 def load_pose_weights(model: nn.Module, path: str) -> nn.Module:
     """Weights from an engine checkpoint (``last.pth`` / ``best.pth``, with ``'model'``) or from
     an official pose checkpoint / ``.safetensors`` file in the official key layout."""
-    from ...train.checkpoint import CheckpointError, load_checkpoint, load_model_state
+    from ...train.checkpoint import load_weights
     from .model import load_official_pose_checkpoint
-    try:
-        state = load_checkpoint(path)
-    except CheckpointError:
-        return load_official_pose_checkpoint(model, path)
-    load_model_state(model, state['model'], source=path)
-    return model
+    return load_weights(model, path, official_loader=load_official_pose_checkpoint)

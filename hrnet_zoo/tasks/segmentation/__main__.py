@@ -27,6 +27,8 @@ from .datasets import (CITYSCAPES_CLASS_WEIGHTS, CityscapesList, CityscapesTorch
 from .inference import predict
 from .loss import IGNORE_INDEX, SegmentationLoss
 from .model import SEG_MODELS, build_segmentation_model, load_official_checkpoint
+from ...train.checkpoint import load_weights as load_checkpoint_weights
+from ...train.distributed import resolve_device
 from .training import evaluate, fit
 from .transforms import Normalize, eval_transforms, train_transforms
 
@@ -62,13 +64,9 @@ def _model(args, **kwargs):
 
 
 def load_weights(model, path: str) -> None:
-    """An engine checkpoint (``last.pth`` / ``best.pth``: ``{'model': ...}``) or an official
-    HRNet-Semantic-Segmentation ``.pth``."""
-    state = torch.load(path, map_location='cpu', weights_only=False)
-    if isinstance(state, dict) and isinstance(state.get('model'), dict):
-        model.load_state_dict(state['model'])
-    else:
-        load_official_checkpoint(model, state)
+    """An engine checkpoint (``last.pth`` / ``best.pth``) or an official
+    HRNet-Semantic-Segmentation ``.pth`` (both read with ``weights_only=True``)."""
+    load_checkpoint_weights(model, path, official_loader=load_official_checkpoint)
 
 
 def cmd_train(args) -> dict:
@@ -94,7 +92,7 @@ def cmd_eval(args) -> dict:
     model = _model(args)
     if args.checkpoint:
         load_weights(model, args.checkpoint)
-    device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    device = resolve_device(args.device)
     model.to(device)
     _, val_set = _datasets(args, model.num_classes, train=False)
     metrics = evaluate(model, val_set, model.num_classes, scales=tuple(args.scales), flip=args.flip,
@@ -115,7 +113,7 @@ def cmd_predict(args) -> list:
     model = _model(args)
     if args.checkpoint:
         load_weights(model, args.checkpoint)
-    device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    device = resolve_device(args.device)
     model.to(device).eval()
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
