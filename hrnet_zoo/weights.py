@@ -33,7 +33,9 @@ import torch
 from .configs import HRNET_CONFIGS
 
 MANIFEST_ENV = 'HRNET_ZOO_MANIFEST'
-DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / 'weights' / 'manifest.json'
+# ``hrnet_zoo/manifest.json`` is a link to the repo's ``weights/manifest.json`` (the one source of
+# truth); building a wheel copies the file behind it into the package, so installs carry it.
+DEFAULT_MANIFEST = Path(__file__).resolve().parent / 'manifest.json'
 WEIGHTS_FILE = 'model.safetensors'
 PAPER = 'Deep High-Resolution Representation Learning for Visual Recognition (Wang et al., TPAMI 2020)'
 PAPER_ID = 'arXiv:1908.07919'
