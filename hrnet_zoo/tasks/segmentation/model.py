@@ -32,7 +32,28 @@ __all__ = ['HRNetSegmentation', 'SegModelSpec', 'SEG_MODELS', 'convert_official_
            'load_official_checkpoint', 'load_backbone_weights', 'build_segmentation_model']
 
 
-class HRNetSegmentation(HRNet):
+class SegmentationTrunk(HRNet):
+    """The HRNetV2 trunk shared by the segmentation heads: the fusion switched to bilinear with
+    ``align_corners`` (as the official segmentation code), and the V2 concatenation (15C channels)."""
+
+    def __init__(self, cfg: HRNetConfig, num_classes: int, in_chans: int = 3, align_corners: bool = False):
+        if num_classes < 1:
+            raise ValueError(f'num_classes must be >= 1, got {num_classes}')
+        super().__init__(cfg.with_upsample('bilinear', align_corners), in_chans=in_chans)
+        self.num_classes = num_classes
+        self.align_corners = align_corners
+        self.v2 = HRNetV2(self.branch_channels, mode='bilinear', align_corners=align_corners)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Image -> the HRNetV2 representation (15C channels at stride 4)."""
+        return self.v2(self.forward_stages(self.forward_stem(x)))
+
+    def to_input_size(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Stride-4 logits upsampled bilinearly to the input's size."""
+        return F.interpolate(logits, size=x.shape[-2:], mode='bilinear', align_corners=self.align_corners)
+
+
+class HRNetSegmentation(SegmentationTrunk):
     """HRNetV2 segmentation model. ``forward(x)`` returns logits ``(N, num_classes, H, W)`` at the
     input's size, for any input of at least 32x32 px (odd sizes too).
 
@@ -45,12 +66,7 @@ class HRNetSegmentation(HRNet):
 
     def __init__(self, cfg: HRNetConfig, num_classes: int, in_chans: int = 3,
                  align_corners: bool = False, final_conv_kernel: int = 1):
-        if num_classes < 1:
-            raise ValueError(f'num_classes must be >= 1, got {num_classes}')
-        super().__init__(cfg.with_upsample('bilinear', align_corners), in_chans=in_chans)
-        self.num_classes = num_classes
-        self.align_corners = align_corners
-        self.v2 = HRNetV2(self.branch_channels, mode='bilinear', align_corners=align_corners)
+        super().__init__(cfg, num_classes, in_chans, align_corners)
         c = self.v2.out_channels
         self.last_layer = nn.Sequential(
             nn.Conv2d(c, c, 1),
@@ -61,17 +77,12 @@ class HRNetSegmentation(HRNet):
         nn.init.normal_(self.last_layer[3].weight, std=0.001)
         nn.init.zeros_(self.last_layer[3].bias)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Image -> the HRNetV2 representation (15C channels at stride 4)."""
-        return self.v2(self.forward_stages(self.forward_stem(x)))
-
     def forward_low_res(self, x: torch.Tensor) -> torch.Tensor:
         """Logits at stride 4 (what the official model returns before the loss upsamples)."""
         return self.last_layer(self.forward_features(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.forward_low_res(x)
-        return F.interpolate(logits, size=x.shape[-2:], mode='bilinear', align_corners=self.align_corners)
+        return self.to_input_size(self.forward_low_res(x), x)
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...backbone import HRNet
 from ...configs import HRNetConfig
 from ...layers import BN_MOMENTUM
-from ...representations import HRNetV2
+from .model import SegmentationTrunk
 
 OCR_MID_CHANNELS = 512
 OCR_KEY_CHANNELS = 256
@@ -86,18 +85,13 @@ class SpatialOCR(nn.Module):
         return self.conv_bn_dropout(torch.cat([self.object_context_block(pixels, regions), pixels], 1))
 
 
-class HRNetOCRSegmentation(HRNet):
+class HRNetOCRSegmentation(SegmentationTrunk):
     """HRNetV2 + OCR. ``forward(x)``: eval -> logits ``(N, K, H, W)`` at the input size; training ->
     ``{'out', 'aux'}``. Any input of at least 32x32 px."""
 
     def __init__(self, cfg: HRNetConfig, num_classes: int, in_chans: int = 3, align_corners: bool = True,
                  mid_channels: int = OCR_MID_CHANNELS, key_channels: int = OCR_KEY_CHANNELS, dropout: float = 0.05):
-        if num_classes < 1:
-            raise ValueError(f'num_classes must be >= 1, got {num_classes}')
-        super().__init__(cfg.with_upsample('bilinear', align_corners), in_chans=in_chans)
-        self.num_classes = num_classes
-        self.align_corners = align_corners
-        self.v2 = HRNetV2(self.branch_channels, mode='bilinear', align_corners=align_corners)
+        super().__init__(cfg, num_classes, in_chans, align_corners)
         c = self.v2.out_channels
         self.conv3x3_ocr = nn.Sequential(nn.Conv2d(c, mid_channels, 3, padding=1), nn.BatchNorm2d(mid_channels),
                                          nn.ReLU(inplace=True))
@@ -108,14 +102,12 @@ class HRNetOCRSegmentation(HRNet):
 
     def forward_low_res(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         """``{'out', 'aux'}`` logits at stride 4."""
-        feats = self.v2(self.forward_stages(self.forward_stem(x)))
+        feats = self.forward_features(x)
         aux = self.aux_head(feats)
         pixels = self.conv3x3_ocr(feats)
         regions = gather_regions(pixels, aux)
         return {'out': self.cls_head(self.ocr_distri_head(pixels, regions)), 'aux': aux}
 
     def forward(self, x: torch.Tensor) -> Union[torch.Tensor, Dict[str, torch.Tensor]]:
-        size = x.shape[-2:]
-        outs = {k: F.interpolate(v, size=size, mode='bilinear', align_corners=self.align_corners)
-                for k, v in self.forward_low_res(x).items()}
+        outs = {k: self.to_input_size(v, x) for k, v in self.forward_low_res(x).items()}
         return outs if self.training else outs['out']
