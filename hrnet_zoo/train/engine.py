@@ -42,7 +42,7 @@ from .distributed import (DistInfo, ResumableSampler, all_gather_object, all_red
                           broadcast_object, init_distributed)
 from .optim import build_optimizer, build_scheduler
 
-__all__ = ['TrainConfig', 'Trainer', 'seed_everything', 'LossFn', 'EvalFn']
+__all__ = ['TrainConfig', 'Trainer', 'seed_everything', 'fit_summary', 'LossFn', 'EvalFn']
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 EvalFn = Callable[[nn.Module], Mapping[str, float]]
@@ -129,6 +129,12 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def fit_summary(result: Dict[str, Any]) -> Dict[str, Any]:
+    """What a command reports of :meth:`Trainer.fit`'s result: final metrics, the best metric, the
+    number of steps and the checkpoint paths (the per-step losses stay out)."""
+    return {k: result[k] for k in ('metrics', 'best', 'steps', 'last_checkpoint', 'best_checkpoint')}
 
 
 def _to_device(batch: Any, device: torch.device, channels_last: bool) -> Any:

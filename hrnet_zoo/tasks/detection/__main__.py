@@ -26,6 +26,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from ...train import TrainConfig, Trainer
+from ...train.engine import fit_summary
 from ...train.checkpoint import load_model_state, load_weights as load_checkpoint_weights
 from ...train.distributed import resolve_device
 from .datasets import CocoDetectionDataset, RandomHorizontalFlip, SyntheticBoxes, collate
@@ -93,7 +94,7 @@ def cmd_train(args) -> dict:
     trainer = Trainer(model, train_set, detection_loss, cfg, eval_fn=_eval_fn(_val_set(args, masks), iou_types),
                       collate_fn=collate)
     result = trainer.fit()
-    summary = {k: result[k] for k in ('metrics', 'best', 'steps', 'last_checkpoint', 'best_checkpoint')}
+    summary = fit_summary(result)
     summary['first_losses'], summary['last_losses'] = result['losses'][:3], result['losses'][-3:]
     print(json.dumps(summary, indent=1))
     return summary

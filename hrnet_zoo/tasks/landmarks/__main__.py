@@ -23,7 +23,7 @@ from PIL import Image
 
 import hrnet_zoo
 from ...train.distributed import resolve_device
-from ...train.engine import TrainConfig
+from ...train.engine import TrainConfig, fit_summary
 from ..pose.dataset import load_image, normalize
 from ..pose.decode import DECODE_METHODS, predict_heatmaps
 from ..pose.transforms import PIXEL_STD, affine_matrix, warp_image
@@ -58,7 +58,7 @@ def cmd_train(args) -> dict:
                       milestones=tuple(args.milestones), gamma=0.1, amp=args.amp, resume=args.resume, seed=args.seed,
                       device=args.device, progress=not args.no_progress, best_metric='nme', best_mode='min')
     result = fit_landmarks(model, train_set, cfg, val_set, flip_test=args.flip_test, method=args.decode)
-    summary = {k: result[k] for k in ('metrics', 'best', 'steps', 'last_checkpoint', 'best_checkpoint')}
+    summary = fit_summary(result)
     print(json.dumps(summary, indent=1))
     return summary
 

@@ -22,7 +22,7 @@ import numpy as np
 
 import hrnet_zoo
 from ...train.distributed import resolve_device
-from ...train.engine import TrainConfig
+from ...train.engine import TrainConfig, fit_summary
 from .dataset import COCOKeypoints, load_image, normalize
 from .decode import DECODE_METHODS, decode_heatmaps, predict_heatmaps
 from .training import POSE_RECIPE, fit_pose, load_pose_weights
@@ -58,7 +58,7 @@ def cmd_train(args) -> dict:
                       best_metric='AP', best_mode='max', channels_last=args.channels_last)
     result = fit_pose(model, train_set, cfg, val_set, flip_test=not args.no_flip_test, method=args.decode,
                       sigmas=args.sigmas)
-    summary = {k: result[k] for k in ('metrics', 'best', 'steps', 'last_checkpoint', 'best_checkpoint')}
+    summary = fit_summary(result)
     print(json.dumps(summary, indent=1))
     return summary
 

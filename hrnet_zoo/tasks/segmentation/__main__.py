@@ -29,6 +29,7 @@ from .loss import IGNORE_INDEX, SegmentationLoss
 from .model import SEG_MODELS, build_segmentation_model, load_official_checkpoint
 from ...train.checkpoint import load_weights as load_checkpoint_weights
 from ...train.distributed import resolve_device
+from ...train.engine import fit_summary
 from .training import evaluate, fit
 from .transforms import Normalize, eval_transforms, train_transforms
 
@@ -83,7 +84,7 @@ def cmd_train(args) -> dict:
                  eval_every=args.eval_every, progress=not args.no_progress,
                  eval_kwargs=dict(scales=tuple(args.scales), flip=args.flip,
                                   crop_size=tuple(args.eval_crop) if args.eval_crop else None))
-    summary = {k: result[k] for k in ('metrics', 'best', 'steps', 'last_checkpoint', 'best_checkpoint')}
+    summary = fit_summary(result)
     print(json.dumps(summary, indent=1))
     return summary
 
