@@ -76,6 +76,15 @@ def load_weights(model, path: str) -> None:
     load_checkpoint_weights(model, path, official_loader=_load_plain_state_dict)
 
 
+def _trained_model(args):
+    """The model of ``--model`` with ``--checkpoint``'s weights, on ``--device``; and that device."""
+    model = _model(args)
+    if args.checkpoint:
+        load_weights(model, args.checkpoint)
+    device = resolve_device(args.device)
+    return model.to(device), device
+
+
 def cmd_train(args) -> dict:
     model = _model(args, weights_backbone=args.weights_backbone)
     masks = MODELS[args.model][0] == 'maskrcnn'
@@ -101,11 +110,7 @@ def cmd_train(args) -> dict:
 
 
 def cmd_eval(args) -> dict:
-    model = _model(args)
-    if args.checkpoint:
-        load_weights(model, args.checkpoint)
-    device = resolve_device(args.device)
-    model.to(device)
+    model, device = _trained_model(args)
     masks = MODELS[args.model][0] == 'maskrcnn'
     metrics = _eval_fn(_val_set(args, masks), ('bbox', 'segm') if masks else ('bbox',))(model)
     print(json.dumps(metrics, indent=1))
@@ -122,11 +127,8 @@ def _category_names(num_classes: int):
 def cmd_predict(args) -> list:
     from torchvision.transforms.v2 import functional as TF
     from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
-    model = _model(args)
-    if args.checkpoint:
-        load_weights(model, args.checkpoint)
-    device = resolve_device(args.device)
-    model.to(device).eval()
+    model, device = _trained_model(args)
+    model.eval()
     names = _category_names(args.num_classes)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)

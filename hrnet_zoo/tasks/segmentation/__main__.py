@@ -70,6 +70,15 @@ def load_weights(model, path: str) -> None:
     load_checkpoint_weights(model, path, official_loader=load_official_checkpoint)
 
 
+def _trained_model(args):
+    """The model of ``--model`` with ``--checkpoint``'s weights, on ``--device``; and that device."""
+    model = _model(args)
+    if args.checkpoint:
+        load_weights(model, args.checkpoint)
+    device = resolve_device(args.device)
+    return model.to(device), device
+
+
 def cmd_train(args) -> dict:
     model = _model(args, weights_backbone=args.weights_backbone)
     num_classes = model.num_classes
@@ -90,11 +99,7 @@ def cmd_train(args) -> dict:
 
 
 def cmd_eval(args) -> dict:
-    model = _model(args)
-    if args.checkpoint:
-        load_weights(model, args.checkpoint)
-    device = resolve_device(args.device)
-    model.to(device)
+    model, device = _trained_model(args)
     _, val_set = _datasets(args, model.num_classes, train=False)
     metrics = evaluate(model, val_set, model.num_classes, scales=tuple(args.scales), flip=args.flip,
                        crop_size=tuple(args.eval_crop) if args.eval_crop else None, device=device,
@@ -111,11 +116,8 @@ def _save_atomic(image: Image.Image, path: Path) -> None:
 
 
 def cmd_predict(args) -> list:
-    model = _model(args)
-    if args.checkpoint:
-        load_weights(model, args.checkpoint)
-    device = resolve_device(args.device)
-    model.to(device).eval()
+    model, device = _trained_model(args)
+    model.eval()
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
