@@ -17,11 +17,13 @@ import pickle
 import random
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from torch import nn
+
+from .distributed import resolve_device
 
 __all__ = [
     'CHECKPOINT_FORMAT', 'CheckpointError', 'save_checkpoint', 'load_checkpoint',
@@ -121,6 +123,17 @@ def load_weights(model: nn.Module, path: PathLike,
         return model
     load_model_state(model, state['model'], source=str(path))
     return model
+
+
+def model_for_inference(model: nn.Module, checkpoint: Optional[PathLike] = None, device: Optional[str] = None,
+                        official_loader: Optional[Callable[[nn.Module, str], Any]] = None
+                        ) -> Tuple[nn.Module, torch.device]:
+    """``model`` with ``checkpoint``'s weights (see :func:`load_weights`; none given: as it is),
+    moved to ``device`` (default CUDA when available); returns the model and that device."""
+    if checkpoint:
+        load_weights(model, checkpoint, official_loader)
+    device = resolve_device(device)
+    return model.to(device), device
 
 
 def load_model_state(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = 'checkpoint') -> None:

@@ -27,8 +27,7 @@ from torch.utils.data import DataLoader
 
 from ...train import TrainConfig, Trainer
 from ...train.engine import fit_summary
-from ...train.checkpoint import load_model_state, load_weights as load_checkpoint_weights
-from ...train.distributed import resolve_device
+from ...train.checkpoint import load_model_state, model_for_inference
 from .datasets import CocoDetectionDataset, RandomHorizontalFlip, SyntheticBoxes, collate
 from .metric import evaluate_detector
 from .models import build_detector
@@ -67,22 +66,8 @@ def _eval_fn(val_set, iou_types):
 
 
 def _load_plain_state_dict(model, path: str) -> None:
+    """A plain torchvision-layout state_dict (the fallback when --checkpoint is no engine checkpoint)."""
     load_model_state(model, torch.load(path, map_location='cpu', weights_only=True), source=path)
-
-
-def load_weights(model, path: str) -> None:
-    """An engine checkpoint (``last.pth`` / ``best.pth``) or a plain torchvision-layout state_dict
-    (both read with ``weights_only=True``)."""
-    load_checkpoint_weights(model, path, official_loader=_load_plain_state_dict)
-
-
-def _trained_model(args):
-    """The model of ``--model`` with ``--checkpoint``'s weights, on ``--device``; and that device."""
-    model = _model(args)
-    if args.checkpoint:
-        load_weights(model, args.checkpoint)
-    device = resolve_device(args.device)
-    return model.to(device), device
 
 
 def cmd_train(args) -> dict:
@@ -110,7 +95,7 @@ def cmd_train(args) -> dict:
 
 
 def cmd_eval(args) -> dict:
-    model, device = _trained_model(args)
+    model, device = model_for_inference(_model(args), args.checkpoint, args.device, _load_plain_state_dict)
     masks = MODELS[args.model][0] == 'maskrcnn'
     metrics = _eval_fn(_val_set(args, masks), ('bbox', 'segm') if masks else ('bbox',))(model)
     print(json.dumps(metrics, indent=1))
@@ -127,7 +112,7 @@ def _category_names(num_classes: int):
 def cmd_predict(args) -> list:
     from torchvision.transforms.v2 import functional as TF
     from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
-    model, device = _trained_model(args)
+    model, device = model_for_inference(_model(args), args.checkpoint, args.device, _load_plain_state_dict)
     model.eval()
     names = _category_names(args.num_classes)
     out_dir = Path(args.out)

@@ -27,8 +27,7 @@ from .datasets import (CITYSCAPES_CLASS_WEIGHTS, CityscapesList, CityscapesTorch
 from .inference import predict
 from .loss import IGNORE_INDEX, SegmentationLoss
 from .model import SEG_MODELS, build_segmentation_model, load_official_checkpoint
-from ...train.checkpoint import load_weights as load_checkpoint_weights
-from ...train.distributed import resolve_device
+from ...train.checkpoint import model_for_inference
 from ...train.engine import fit_summary
 from .training import evaluate, fit
 from .transforms import Normalize, eval_transforms, train_transforms
@@ -64,21 +63,6 @@ def _model(args, **kwargs):
                                     **kwargs)
 
 
-def load_weights(model, path: str) -> None:
-    """An engine checkpoint (``last.pth`` / ``best.pth``) or an official
-    HRNet-Semantic-Segmentation ``.pth`` (both read with ``weights_only=True``)."""
-    load_checkpoint_weights(model, path, official_loader=load_official_checkpoint)
-
-
-def _trained_model(args):
-    """The model of ``--model`` with ``--checkpoint``'s weights, on ``--device``; and that device."""
-    model = _model(args)
-    if args.checkpoint:
-        load_weights(model, args.checkpoint)
-    device = resolve_device(args.device)
-    return model.to(device), device
-
-
 def cmd_train(args) -> dict:
     model = _model(args, weights_backbone=args.weights_backbone)
     num_classes = model.num_classes
@@ -99,7 +83,7 @@ def cmd_train(args) -> dict:
 
 
 def cmd_eval(args) -> dict:
-    model, device = _trained_model(args)
+    model, device = model_for_inference(_model(args), args.checkpoint, args.device, load_official_checkpoint)
     _, val_set = _datasets(args, model.num_classes, train=False)
     metrics = evaluate(model, val_set, model.num_classes, scales=tuple(args.scales), flip=args.flip,
                        crop_size=tuple(args.eval_crop) if args.eval_crop else None, device=device,
@@ -116,7 +100,7 @@ def _save_atomic(image: Image.Image, path: Path) -> None:
 
 
 def cmd_predict(args) -> list:
-    model, device = _trained_model(args)
+    model, device = model_for_inference(_model(args), args.checkpoint, args.device, load_official_checkpoint)
     model.eval()
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
