@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any, List, Optional
 
 import timm
 from torch import nn
@@ -15,8 +15,8 @@ from .classifier import HighResolutionNet, HighResolutionNetFeatures
 from .configs import HRNET_CONFIGS, HRNetConfig, StageConfig, get_config
 from .deploy import deploy, export_onnx
 from .representations import HRNetV1, HRNetV2, HRNetV2p
-from .tasks import TASK_MODELS
-from . import detection  # noqa: F401  (hrnet_zoo.detection.fasterrcnn_hrnetv2p_w32, ...)
+from .tasks import TASK_MODELS, TASK_SPECS, get_model_spec
+from . import detection  # noqa: F401  (deprecated alias of hrnet_zoo.tasks.detection, kept one release)
 
 __version__ = '0.1.0'
 
@@ -24,16 +24,32 @@ __all__ = [
     'create_model', 'list_models', 'get_config', 'HRNetConfig', 'StageConfig', 'HRNET_CONFIGS',
     'HRNet', 'HighResolutionModule', 'HighResolutionNet', 'HighResolutionNetFeatures',
     'HRNetV1', 'HRNetV2', 'HRNetV2p', '__version__',
-    'deploy', 'export_onnx',
+    'deploy', 'export_onnx', 'get_model_spec',
 ]
 
+TASKS = ('classification', 'pose', 'landmarks', 'segmentation', 'detection')
 
-def list_models(pretrained: bool = False) -> List[str]:
+
+def list_models(pretrained: bool = False, task: Optional[str] = None) -> List[str]:
     """Names this package provides: the timm backbones/classifiers and the task models.
-    ``pretrained=True`` lists the classifiers' ``arch.tag`` names that have weights."""
-    if pretrained:
-        return sorted(n for n in timm.list_models(pretrained=True) if n.split('.')[0] in _timm.MODEL_NAMES)
-    return sorted(_timm.MODEL_NAMES) + sorted(TASK_MODELS)
+
+    ``task`` filters by ``'classification'``, ``'pose'``, ``'landmarks'``, ``'segmentation'`` or
+    ``'detection'`` (as torchvision's ``list_models(module=...)``). ``pretrained=True`` lists only
+    names with published weights: the classifiers' ``arch.tag`` names and the task models that
+    have a record in the weight manifest."""
+    if task is not None and task not in TASKS:
+        raise ValueError(f'unknown task {task!r}; choose one of {", ".join(TASKS)}')
+    names: List[str] = []
+    if task in (None, 'classification'):
+        if pretrained:
+            names += sorted(n for n in timm.list_models(pretrained=True) if n.split('.')[0] in _timm.MODEL_NAMES)
+        else:
+            names += sorted(_timm.MODEL_NAMES)
+    if task != 'classification':
+        from .weights import record_for_model
+        names += sorted(n for n, s in TASK_SPECS.items()
+                        if (task is None or s.task == task) and (not pretrained or record_for_model(n)))
+    return names
 
 
 def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:

@@ -19,9 +19,7 @@ import dataclasses
 import hashlib
 import json
 import os
-import pickle
 import shutil
-import struct
 import tempfile
 from collections import deque
 from dataclasses import dataclass, field
@@ -30,6 +28,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
+from .checkpoint import (WeightsError, load_strict, read_state_dict, state_dict_problems,  # noqa: F401
+                         unwrap_state_dict)
 from .configs import HRNET_CONFIGS
 
 MANIFEST_ENV = 'HRNET_ZOO_MANIFEST'
@@ -42,12 +42,9 @@ PAPER_ID = 'arXiv:1908.07919'
 OFFICIAL_REPO = 'https://github.com/HRNet/HRNet-Image-Classification'
 
 
-class WeightsError(ValueError):
-    """A weight file, checkpoint or manifest is unusable; the message says what and what to do."""
-
-
-class PretrainedWeightsUnavailable(RuntimeError):
-    """Pretrained weights could not be fetched (no network and no cached copy, unknown repo, ...)."""
+class PretrainedWeightsUnavailable(RuntimeError, ValueError):
+    """Pretrained weights could not be fetched (no network and no cached copy, unknown repo, no
+    published weight). A RuntimeError; also a ValueError, as the task builders raised before."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -193,103 +190,29 @@ def sha256_file(path: os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-_ST_DTYPES = {'F64': 8, 'F32': 4, 'F16': 2, 'BF16': 2, 'I64': 8, 'I32': 4, 'I16': 2, 'I8': 1, 'U8': 1,
-              'BOOL': 1, 'F8_E4M3': 1, 'F8_E5M2': 1}
 _TORCH_TO_ST = {torch.float32: 'F32', torch.float16: 'F16', torch.bfloat16: 'BF16', torch.float64: 'F64',
                 torch.int64: 'I64', torch.int32: 'I32', torch.uint8: 'U8', torch.bool: 'BOOL'}
 
 
 def read_safetensors_header(path: os.PathLike) -> Dict[str, Dict[str, Any]]:
-    """Parse and check a safetensors header without loading tensors: raises :class:`WeightsError`
-    on a bad header, unknown dtype, inconsistent offsets or a truncated file."""
-    path = Path(path)
-    size = path.stat().st_size
-    with open(path, 'rb') as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise WeightsError(f'{path}: not a safetensors file ({size} bytes, no header)')
-        (n,) = struct.unpack('<Q', head)
-        if n > min(size - 8, 100 << 20):
-            raise WeightsError(f'{path}: header length {n} exceeds the file ({size} bytes): '
-                               'truncated or not safetensors')
-        try:
-            header = json.loads(f.read(n))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise WeightsError(f'{path}: safetensors header is not valid JSON ({e})') from None
-    header.pop('__metadata__', None)
-    end = 0
-    for name, info in sorted(header.items(), key=lambda kv: kv[1]['data_offsets'][0]):
-        dtype, shape, (start, stop) = info['dtype'], info['shape'], info['data_offsets']
-        if dtype not in _ST_DTYPES:
-            raise WeightsError(f'{path}: tensor {name} has unknown dtype {dtype}')
-        numel = 1
-        for d in shape:
-            numel *= d
-        if start != end or stop - start != numel * _ST_DTYPES[dtype]:
-            raise WeightsError(f'{path}: tensor {name} has inconsistent data offsets {start}..{stop}')
-        end = stop
-    data = size - 8 - n
-    if data < end:
-        raise WeightsError(f'{path}: truncated: the header promises {end} bytes of tensor data, the file has {data}')
-    if data > end:
-        raise WeightsError(f'{path}: {data - end} trailing bytes after the tensor data')
-    return header
+    """``{name: {'dtype', 'shape'}}`` of a safetensors file, without loading tensors; safetensors'
+    own parser checks the header, the offsets and that the data covers the file exactly (a
+    truncated file or trailing bytes are a :class:`WeightsError`)."""
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), framework='pt') as f:
+            return {k: {'dtype': f.get_slice(k).get_dtype(), 'shape': list(f.get_slice(k).get_shape())}
+                    for k in f.keys()}
+    except Exception as e:  # SafetensorError: bad header, truncated, trailing bytes
+        raise WeightsError(f'{path}: truncated or not a safetensors file ({e})') from None
 
 
 # --------------------------------------------------------------------------------------------
 # Official checkpoints -> state_dict, strict load
 # --------------------------------------------------------------------------------------------
 def read_checkpoint(path: os.PathLike) -> Dict[str, torch.Tensor]:
-    """Read a checkpoint safely: ``.safetensors`` via safetensors, anything else with
-    ``torch.load(weights_only=True)``; unwraps ``state_dict``/``model`` and a ``module.`` prefix."""
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f'checkpoint not found: {path}')
-    if path.suffix == '.safetensors':
-        read_safetensors_header(path)
-        from safetensors.torch import load_file
-        return load_file(str(path), device='cpu')
-    try:
-        obj = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise WeightsError(
-            f'{path}: refused by torch.load(weights_only=True): the pickle needs code to unpickle '
-            f'({first}). Only plain state_dicts are converted; re-save it with '
-            f'torch.save(model.state_dict(), ...) in the environment that made it, if you trust it.') from None
-    except (RuntimeError, EOFError, OSError) as e:
-        raise WeightsError(f'{path}: not a readable PyTorch checkpoint ({e})') from None
-    return unwrap_state_dict(obj, str(path))
-
-
-def unwrap_state_dict(obj: Any, where: str = 'checkpoint') -> Dict[str, torch.Tensor]:
-    """Official layouts: a bare state_dict, or one under ``state_dict`` / ``model``; strips ``module.``."""
-    for key in ('state_dict', 'model'):
-        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
-            obj = obj[key]
-            break
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise WeightsError(f'{where}: expected a state_dict of tensors (optionally under "state_dict" or "model")')
-    if obj and all(k.startswith('module.') for k in obj):
-        obj = {k[len('module.'):]: v for k, v in obj.items()}
-    return dict(obj)
-
-
-def state_dict_problems(expected: Mapping[str, Tuple[Tuple[int, ...], str]],
-                        found: Mapping[str, Tuple[Tuple[int, ...], str]]) -> List[str]:
-    """Compare ``{key: (shape, dtype)}`` maps: missing/unexpected keys, shape and dtype mismatches."""
-    problems = []
-    missing = [k for k in expected if k not in found]
-    unexpected = [k for k in found if k not in expected]
-    for label, keys in (('missing', missing), ('unexpected', unexpected)):
-        if keys:
-            problems.append(f'{label} keys ({len(keys)}): {", ".join(keys[:12])}' + (' ...' if len(keys) > 12 else ''))
-    for k in expected:
-        if k in found and tuple(found[k][0]) != tuple(expected[k][0]):
-            problems.append(f'shape mismatch for {k}: checkpoint {list(found[k][0])}, model {list(expected[k][0])}')
-        elif k in found and found[k][1] != expected[k][1]:
-            problems.append(f'dtype mismatch for {k}: file {found[k][1]}, model {expected[k][1]}')
-    return problems
+    """A checkpoint's tensors, read safely (:func:`hrnet_zoo.checkpoint.read_state_dict`)."""
+    return read_state_dict(path)
 
 
 def _signature(sd: Mapping[str, torch.Tensor]) -> Dict[str, Tuple[Tuple[int, ...], str]]:
@@ -307,18 +230,6 @@ def build_classifier(arch: str, num_classes: int = 1000, tag: Optional[str] = No
     if tag:
         model.pretrained_cfg = dict(model.pretrained_cfg, tag=tag)
     return model.eval()
-
-
-def load_strict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], where: str) -> None:
-    """Load strictly (dtypes may differ: values are cast); a :class:`WeightsError` lists every
-    missing/unexpected key and every shape mismatch."""
-    expected = {k: (s, '') for k, (s, _) in _signature(model.state_dict()).items()}
-    found = {k: (s, '') for k, (s, _) in _signature(state_dict).items()}
-    problems = state_dict_problems(expected, found)
-    if problems:
-        arch = getattr(model, 'pretrained_cfg', {}).get('architecture', type(model).__name__)
-        raise WeightsError(f'{where} does not fit {arch}:\n  ' + '\n  '.join(problems))
-    model.load_state_dict(state_dict, strict=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,6 +292,11 @@ def _write_folder(model: torch.nn.Module, folder: Path, name: str, record: Optio
              'origin_url': OFFICIAL_REPO, 'paper_ids': PAPER_ID, 'paper_name': PAPER}
     save_config_for_hf(model, str(folder / 'config.json'), model_config={'pretrained_cfg': extra})
     config = json.loads((folder / 'config.json').read_text())
+    # num_classes stays at the root only, where timm reads it: transformers' TimmWrapper models call
+    # timm.create_model(num_classes=<root num_classes, or 0>, **model_args), so a second copy in
+    # model_args is a "multiple values for keyword argument 'num_classes'" TypeError.
+    config.get('model_args', {}).pop('num_classes', None)
+    (folder / 'config.json').write_text(json.dumps(config, indent=2))
     (folder / 'README.md').write_text(model_card(name, config, record, sha256_file(weights), repo_id), encoding='utf-8')
 
 
@@ -589,6 +505,92 @@ def _manifest_or_empty() -> Dict[str, WeightRecord]:
         return load_manifest()
     except WeightsError:
         return {}
+
+
+# --------------------------------------------------------------------------------------------
+# Task models: pretrained=True / 'hf-hub:ORG/REPO' / a folder / a .safetensors file
+# --------------------------------------------------------------------------------------------
+def record_for_model(name: str, manifest: Optional[Mapping[str, WeightRecord]] = None) -> Optional[WeightRecord]:
+    """The manifest record of a model name (``name`` itself or ``name.<tag>``), or None."""
+    manifest = _manifest_or_empty() if manifest is None else manifest
+    return next((r for r in manifest.values() if r.name == name or r.name.split('.', 1)[0] == name), None)
+
+
+def _no_task_weights(spec, why: str) -> PretrainedWeightsUnavailable:
+    if spec.official is not None:
+        hint = (f'Download the official checkpoint ({spec.official.filename}, {spec.official.repo}) yourself and '
+                f'pass checkpoint_path=<file> (read offline through the documented key map, see '
+                f'hrnet_zoo.tasks.{spec.task}.load_official_checkpoint), or use pretrained=False.')
+    else:
+        hint = ("Train one (python -m hrnet_zoo.tasks.%s train) and pass checkpoint_path=<file>, or use "
+                "pretrained=False with weights_backbone='imagenet' (or a path) to start from ImageNet weights." % spec.task)
+    return PretrainedWeightsUnavailable(f'no weights for {spec.name!r}: {why}. {hint}')
+
+
+def resolve_task_weights(spec, pretrained: Any, cache_dir: Optional[os.PathLike] = None) -> Path:
+    """The local ``model.safetensors`` for a task model's ``pretrained=`` value: ``True`` (the
+    manifest record's Hub repo), ``'hf-hub:ORG/REPO[@REV]'``, a folder holding
+    ``model.safetensors``, or a ``.safetensors`` file. Hub files come through huggingface_hub (its
+    cache, ``HF_ENDPOINT``, ``HF_HUB_OFFLINE``, ``cache_dir``) and are checked against the record's
+    sha256."""
+    record = None
+    if pretrained is True:
+        record = record_for_model(spec.name)
+        if record is None:
+            raise _no_task_weights(spec, f'no {spec.task} weights are published under this name '
+                                         f'(no record in {manifest_path()})')
+        repo, revision, filename = record.hf_hub_id, None, record.filename
+    elif isinstance(pretrained, str) and pretrained.startswith('hf-hub:'):
+        repo, _, revision = pretrained[len('hf-hub:'):].partition('@')
+        revision, filename = revision or None, WEIGHTS_FILE
+        record = next((r for r in _manifest_or_empty().values() if r.hf_hub_id == repo), None)
+    else:
+        path = Path(pretrained)
+        path = path / WEIGHTS_FILE if path.is_dir() else path
+        if not path.is_file():
+            raise WeightsError(f'pretrained={str(pretrained)!r}: no such file or folder with {WEIGHTS_FILE}; pass '
+                               f"True, 'hf-hub:ORG/REPO', a folder written by `hrnet-zoo convert` or a .safetensors file")
+        _check_config(path.parent / 'config.json', spec)
+        return path
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError
+    from . import __version__
+    try:
+        path = Path(hf_hub_download(repo, filename, revision=revision, cache_dir=cache_dir,
+                                    library_name='hrnet-zoo', library_version=__version__))
+    except (HfHubHTTPError, OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise _no_task_weights(spec, f"could not get '{filename}' from the Hugging Face Hub repo '{repo}' "
+                                     f"({type(e).__name__}: {first}); with no network, download it elsewhere and "
+                                     f"pass pretrained='path/to/{filename}' (or its folder), fill the Hub cache "
+                                     '(HF_HOME or cache_dir=) or set HF_ENDPOINT to a reachable mirror') from None
+    if record is not None and record.sha256 is not None:
+        digest = sha256_file(path)
+        if digest != record.sha256:
+            raise WeightsError(f'{path} ({repo}/{filename}): sha256 mismatch for {record.name}: expected '
+                               f'{record.sha256}, got {digest}. Delete the cached file and download it again.')
+    return path
+
+
+def _check_config(config_file: Path, spec) -> None:
+    """A folder's config.json must describe this task model (when there is one)."""
+    if not config_file.is_file():
+        return
+    try:
+        arch = json.loads(config_file.read_text()).get('architecture')
+    except json.JSONDecodeError as e:
+        raise WeightsError(f'{config_file}: not valid JSON ({e})') from None
+    if arch is not None and arch != spec.name:
+        raise WeightsError(f'{config_file} describes {arch!r}, not {spec.name!r}: build '
+                           f'hrnet_zoo.create_model({arch!r}, pretrained=...) instead')
+
+
+def load_task_pretrained(model: torch.nn.Module, spec, pretrained: Any,
+                         cache_dir: Optional[os.PathLike] = None) -> torch.nn.Module:
+    """Load the weights named by ``pretrained`` (see :func:`resolve_task_weights`) strictly."""
+    path = resolve_task_weights(spec, pretrained, cache_dir)
+    read_safetensors_header(path)
+    return load_strict(model, read_state_dict(path), str(path))
 
 
 # --------------------------------------------------------------------------------------------

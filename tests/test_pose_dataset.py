@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from hrnet_zoo.tasks.pose.dataset import COCOKeypoints
-from hrnet_zoo.tasks.pose.decode import decode_heatmaps
+from hrnet_zoo.tasks.heatmap import decode_heatmaps
 from hrnet_zoo.tasks.pose.metric import coco_keypoint_ap, keypoint_results
 from hrnet_zoo.tasks.pose.synthetic import write_synthetic_coco
-from hrnet_zoo.tasks.pose.transforms import affine_matrix, apply_affine
+from hrnet_zoo.tasks.topdown import affine_matrix, apply_affine
 
 SIGMAS = [0.089] * 5
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from hrnet_zoo.tasks.pose.decode import (decode_heatmaps, flip_back, heatmap_coords, predict_heatmaps,
+from hrnet_zoo.tasks.heatmap import (decode_heatmaps, flip_back, heatmap_coords, predict_heatmaps,
                                          to_image_coords)
-from hrnet_zoo.tasks.pose.targets import JointsMSELoss, gaussian_heatmaps
-from hrnet_zoo.tasks.pose.transforms import (COCO_FLIP_PAIRS, affine_matrix, apply_affine, box_to_center_scale,
+from hrnet_zoo.tasks.heatmap import JointsMSELoss, gaussian_heatmaps
+from hrnet_zoo.tasks.topdown import (COCO_FLIP_PAIRS, affine_matrix, apply_affine, box_to_center_scale,
                                              clip_box, flip_keypoints, warp_image)
 
 HM = (64, 48)  # heatmap (h, w) of a 256x192 input

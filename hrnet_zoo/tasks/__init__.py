@@ -1,26 +1,16 @@
-"""Task models built on the HRNet trunk (pose, landmarks, segmentation, detection).
+"""Task models built on the HRNet trunk: pose, landmarks, segmentation, detection.
 
-Each task module registers its named builders with :func:`register_task_model`; they are then
-reachable through :func:`hrnet_zoo.create_model` and :func:`hrnet_zoo.list_models`.
+Every task package has the same rooms (``specs.py`` the model table, ``models.py``, ``data.py``,
+``metrics.py``, ``evaluate.py``, ``training.py``, ``__main__.py``) and registers its models from
+its spec table (:mod:`hrnet_zoo.tasks.registry`); they are reachable through
+:func:`hrnet_zoo.create_model`, :func:`hrnet_zoo.list_models` and ``hubconf.py``.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict
+from .registry import (TASK_MODELS, TASK_SPECS, OfficialCheckpoint, TaskModelSpec, get_model_spec,  # noqa: F401
+                       register_specs, register_task_model)
 
-from torch import nn
-
-TASK_MODELS: Dict[str, Callable[..., nn.Module]] = {}
-
-
-def register_task_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Register a task-model builder under its function name."""
-    if fn.__name__ in TASK_MODELS:
-        raise ValueError(f'task model {fn.__name__!r} is registered twice')
-    TASK_MODELS[fn.__name__] = fn
-    return fn
-
-
-# Task modules register their builders on import (one line each below).
+# Task packages register their models on import (one line each below).
 from . import pose  # noqa: E402,F401  (HRNetV1 human pose)
 from . import landmarks  # noqa: E402,F401  (HRNetV2-W18 facial landmarks)
 from . import segmentation  # noqa: E402,F401  (HRNetV2 semantic segmentation)

@@ -5,6 +5,11 @@ and three sections: ``train`` (:class:`~hrnet_zoo.train.engine.TrainConfig` fiel
 ``batch_size`` meaning the *global* batch and ``lr`` quoted for ``lr_base_batch`` images),
 ``data`` (transforms) and ``augment`` (CutMix / Mixup / label smoothing). Every key is checked
 on load: an unknown or mistyped key is a :class:`RecipeError` naming the file and the valid keys.
+
+A task recipe (``task: pose | landmarks | segmentation | detection``, e.g. ``pose_coco.yaml``)
+has the same ``train`` section; its ``data``, ``augment`` and ``eval`` sections belong to the
+task and the file itself declares them: an override (``--set data.sigma=3``) must name a key the
+file has, with a value of the same type.
 """
 from __future__ import annotations
 
@@ -20,7 +25,9 @@ from .engine import TrainConfig
 
 __all__ = ['Recipe', 'RecipeError', 'list_recipes', 'load_recipe', 'recipe_path']
 
-_TOP_KEYS = {'name': str, 'description': str, 'reproduces': dict, 'train': dict, 'data': dict, 'augment': dict}
+_TOP_KEYS = {'name': str, 'description': str, 'reproduces': dict, 'train': dict, 'data': dict, 'augment': dict,
+             'task': str, 'eval': dict}
+_TASKS = ('classification', 'pose', 'landmarks', 'segmentation', 'detection')
 # TrainConfig fields a recipe may not set: they belong to one run, not to a recipe
 _RUN_ONLY = {'out_dir', 'resume', 'max_steps', 'device', 'progress', 'tensorboard', 'num_workers',
              'handle_signals', 'log_every', 'save_every_steps', 'eval_all_ranks'}
@@ -48,6 +55,8 @@ class Recipe:
     data: Dict[str, Any] = field(default_factory=lambda: dict(_DEFAULT_DATA))
     augment: Dict[str, Any] = field(default_factory=lambda: dict(_DEFAULT_AUGMENT))
     source: str = ''
+    task: str = 'classification'
+    eval: Dict[str, Any] = field(default_factory=dict)
 
     @property
     def global_batch(self) -> int:
@@ -88,14 +97,37 @@ class Recipe:
                 raise RecipeError(f'override {item!r} must look like section.key=value, e.g. train.epochs=10')
             dotted, value = item.split('=', 1)
             section, key = dotted.split('.', 1)
-            if section not in ('train', 'data', 'augment'):
-                raise RecipeError(f'override {item!r}: section must be train, data or augment')
-            raw[section][key] = yaml.safe_load(value)
+            sections = ('train', 'data', 'augment') + (('eval',) if self.task != 'classification' else ())
+            if section not in sections:
+                raise RecipeError(f'override {item!r}: section must be one of {", ".join(sections)}')
+            value = yaml.safe_load(value)
+            if section != 'train' and self.task != 'classification':
+                _check_task_override(self, section, key, value, item)
+            raw[section][key] = value
         return _validate(raw, f'{self.source} with overrides {list(overrides)}')
 
     def to_dict(self) -> Dict[str, Any]:
-        return copy.deepcopy({'name': self.name, 'description': self.description, 'reproduces': self.reproduces,
-                              'train': self.train, 'data': self.data, 'augment': self.augment})
+        raw = {'name': self.name, 'description': self.description, 'reproduces': self.reproduces,
+               'train': self.train, 'data': self.data, 'augment': self.augment}
+        if self.task != 'classification':
+            raw.update(task=self.task, eval=self.eval)
+        return copy.deepcopy(raw)
+
+
+def _check_task_override(recipe: Recipe, section: str, key: str, value: Any, item: str) -> None:
+    """A task recipe's data / augment / eval keys are the ones its file declares, with their types."""
+    declared = getattr(recipe, section)
+    if key not in declared:
+        raise RecipeError(f'override {item!r}: recipe {recipe.name!r} has no {section}.{key}; valid keys in '
+                          f'{section}: {", ".join(sorted(declared)) or "(none)"}')
+    old = declared[key]
+    numeric = (int, float)
+    same = (old is None or value is None or type(value) is type(old)
+            or (isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool)))
+    if not same and not (isinstance(old, list) and isinstance(value, list)):
+        raise RecipeError(f'override {item!r}: {section}.{key} is {type(old).__name__} in recipe '
+                          f'{recipe.name!r}, got {type(value).__name__}' + (' (write 0.5, not "0.5")'
+                                                                        if isinstance(old, numeric) else ''))
 
 
 def _check_section(section: str, values: Mapping[str, Any], allowed: Mapping[str, Any], source: str) -> None:
@@ -123,12 +155,24 @@ def _validate(raw: Any, source: str) -> Recipe:
     for key in ('name', 'train'):
         if key not in raw:
             raise RecipeError(f'{source}: missing required key {key!r}')
+    task = raw.get('task', 'classification')
+    if task not in _TASKS:
+        raise RecipeError(f'{source}: task must be one of {", ".join(_TASKS)}, got {task!r}')
     _check_section('train', raw['train'], _train_types(), source)
-    _check_section('data', raw.get('data', {}), _DATA_KEYS, source)
-    _check_section('augment', raw.get('augment', {}), _AUGMENT_KEYS, source)
+    if task == 'classification':
+        if 'eval' in raw:
+            raise RecipeError(f'{source}: an ImageNet recipe has no eval section (data.eval_size / eval_resize)')
+        _check_section('data', raw.get('data', {}), _DATA_KEYS, source)
+        _check_section('augment', raw.get('augment', {}), _AUGMENT_KEYS, source)
+        data, augment = {**_DEFAULT_DATA, **raw.get('data', {})}, {**_DEFAULT_AUGMENT, **raw.get('augment', {})}
+    else:  # the task's own sections, declared by the file
+        for section in ('data', 'augment', 'eval'):
+            if not isinstance(raw.get(section, {}), dict):
+                raise RecipeError(f'{source}: {section} must be a mapping')
+        data, augment = dict(raw.get('data', {})), dict(raw.get('augment', {}))
     recipe = Recipe(name=raw['name'], description=raw.get('description', ''), reproduces=raw.get('reproduces', {}),
-                    train=dict(raw['train']), data={**_DEFAULT_DATA, **raw.get('data', {})},
-                    augment={**_DEFAULT_AUGMENT, **raw.get('augment', {})}, source=source)
+                    train=dict(raw['train']), data=data, augment=augment, source=source, task=task,
+                    eval=dict(raw.get('eval', {})))
     try:  # TrainConfig checks the values (amp, best_mode, integers ...)
         recipe.train_config(batch_size=1)
     except (TypeError, ValueError) as e:
@@ -141,9 +185,13 @@ def _packaged() -> Dict[str, Any]:
     return {p.name[:-len('.yaml')]: p for p in folder.iterdir() if p.name.endswith('.yaml')}
 
 
-def list_recipes() -> List[str]:
-    """Names of the recipes shipped with the package."""
-    return sorted(_packaged())
+def list_recipes(task: Optional[str] = None) -> List[str]:
+    """Names of the recipes shipped with the package (``task``: only that task's; ImageNet
+    recipes are ``'classification'``)."""
+    names = sorted(_packaged())
+    if task is None:
+        return names
+    return [n for n in names if (yaml.safe_load(_packaged()[n].read_text()) or {}).get('task', 'classification') == task]
 
 
 def recipe_path(name: str):

@@ -24,10 +24,10 @@ from PIL import Image
 import hrnet_zoo
 from ...train.distributed import resolve_device
 from ...train.engine import TrainConfig, fit_summary
-from ..pose.dataset import load_image, normalize
-from ..pose.decode import DECODE_METHODS, predict_heatmaps
-from ..pose.transforms import PIXEL_STD, affine_matrix, warp_image
-from ..pose.visualize import draw_keypoints, save_png
+from ..topdown import load_image, normalize
+from ..heatmap import DECODE_METHODS, predict_heatmaps
+from ..topdown import PIXEL_STD, affine_matrix, warp_image
+from ..drawing import draw_keypoints, save_png
 from .dataset import FACE_PADDING, FaceLandmarks
 from .decode import decode_landmarks
 from .training import FACE_RECIPE, evaluate_landmarks, fit_landmarks, load_face_weights

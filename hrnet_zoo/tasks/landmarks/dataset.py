@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..pose.dataset import load_image, normalize
-from ..pose.targets import gaussian_heatmaps
-from ..pose.transforms import affine_matrix, apply_affine, check_flip_pairs, flip_keypoints, warp_image
+from ..topdown import load_image, normalize
+from ..heatmap import gaussian_heatmaps
+from ..topdown import affine_matrix, apply_affine, check_flip_pairs, flip_keypoints, warp_image
 from .datasets import FACE_DATASETS, FaceDatasetSpec
 
 FACE_PADDING = 1.25

@@ -7,7 +7,7 @@ from typing import Tuple
 import numpy as np
 import torch
 
-from ..pose.decode import decode_heatmaps
+from ..heatmap import decode_heatmaps
 
 
 def decode_landmarks(heatmaps: torch.Tensor, centers, scales, method: str = 'quarter',

@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ...train.engine import TrainConfig, Trainer
-from ..pose.decode import predict_heatmaps
+from ..heatmap import predict_heatmaps
 from .decode import decode_landmarks
 from .metrics import landmark_metrics
 

@@ -24,10 +24,10 @@ import hrnet_zoo
 from ...train.distributed import resolve_device
 from ...train.engine import TrainConfig, fit_summary
 from .dataset import COCOKeypoints, load_image, normalize
-from .decode import DECODE_METHODS, decode_heatmaps, predict_heatmaps
+from ..heatmap import DECODE_METHODS, decode_heatmaps, predict_heatmaps
 from .training import POSE_RECIPE, fit_pose, load_pose_weights
-from .transforms import COCO_SKELETON, affine_matrix, box_to_center_scale, warp_image
-from .visualize import draw_keypoints, save_png
+from ..topdown import COCO_SKELETON, affine_matrix, box_to_center_scale, warp_image
+from ..drawing import draw_keypoints, save_png
 
 
 def _model(args):

@@ -18,13 +18,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .targets import gaussian_heatmaps
-from .transforms import (COCO_FLIP_PAIRS, affine_matrix, apply_affine, box_to_center_scale,
+from ..heatmap import gaussian_heatmaps
+from ..topdown import (load_image, normalize, COCO_FLIP_PAIRS, affine_matrix, apply_affine, box_to_center_scale,
                          check_flip_pairs, clip_box, flip_keypoints, warp_image)
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 def read_coco_json(path: str) -> dict:
     """Parse a COCO annotation file with clear errors for a missing, malformed or empty file."""
@@ -50,20 +46,6 @@ def keypoint_category(data: dict, category_id: Optional[int] = None) -> dict:
         raise ValueError('the annotation file has no category with a "keypoints" list'
                          + (f' and id {category_id}' if category_id is not None else ''))
     return cats[0]
-
-
-def load_image(path: str) -> torch.Tensor:
-    """An RGB image as a float tensor (3, H, W) in [0, 1]."""
-    with Image.open(path) as im:
-        arr = np.asarray(im.convert('RGB'), dtype=np.float32) / 255.0
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
-
-
-def normalize(image: torch.Tensor) -> torch.Tensor:
-    """ImageNet mean/std normalisation of a (3, H, W) tensor in [0, 1]."""
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (image - mean) / std
 
 
 class COCOKeypoints(Dataset):

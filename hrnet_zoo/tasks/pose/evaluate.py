@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .decode import decode_heatmaps, predict_heatmaps
+from ..heatmap import decode_heatmaps, predict_heatmaps
 from .metric import coco_keypoint_ap, keypoint_results
 
 

@@ -18,7 +18,7 @@ from torch import nn
 from ...backbone import HRNet
 from ...configs import HRNetConfig, get_config
 from .. import register_task_model
-from .transforms import COCO_FLIP_PAIRS, check_flip_pairs
+from ..topdown import COCO_FLIP_PAIRS, check_flip_pairs
 
 
 class PoseHRNet(HRNet):

@@ -12,7 +12,7 @@ from torch import nn
 
 from ...train.engine import TrainConfig, Trainer
 from .evaluate import evaluate_coco
-from .targets import JointsMSELoss
+from ..heatmap import JointsMSELoss
 
 POSE_RECIPE = dict(optimizer='adam', lr=1e-3, weight_decay=0.0, sched='step', milestones=(170, 200),
                    gamma=0.1, epochs=210, batch_size=32, best_metric='AP', best_mode='max')

@@ -21,6 +21,8 @@ from typing import Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 PIXEL_STD = 200.0
 BOX_PADDING = 1.25
@@ -130,3 +132,17 @@ def check_flip_pairs(flip_pairs: Sequence[Tuple[int, int]], num_keypoints: int) 
     for a, b in flip_pairs:
         if not (0 <= a < num_keypoints and 0 <= b < num_keypoints):
             raise ValueError(f'flip pair ({a}, {b}) is out of range for {num_keypoints} keypoints')
+
+
+def load_image(path: str) -> torch.Tensor:
+    """An RGB image as a float tensor (3, H, W) in [0, 1]."""
+    with Image.open(path) as im:
+        arr = np.asarray(im.convert('RGB'), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+def normalize(image: torch.Tensor) -> torch.Tensor:
+    """ImageNet mean/std normalisation of a (3, H, W) tensor in [0, 1]."""
+    mean = torch.tensor(IMAGENET_DEFAULT_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_DEFAULT_STD).view(3, 1, 1)
+    return (image - mean) / std

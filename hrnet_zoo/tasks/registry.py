@@ -1,0 +1,190 @@
+"""The task-model table: one frozen :class:`TaskModelSpec` per named model, as data, and the
+builders generated from it.
+
+Every task package lists its models in its ``specs.py`` and calls :func:`register_specs` with
+the function that builds a model from a spec. The generated builder (``hrnet_zoo.create_model``,
+``hubconf.py`` and the task package's attributes all reach it) builds the model with its
+``pretrained_cfg``, then loads ``checkpoint_path=`` (an official file through the spec's key map,
+or an engine / safetensors checkpoint) or ``pretrained=`` (the Hub weight of the manifest record,
+``'hf-hub:ORG/REPO'``, a local folder or a ``.safetensors`` file).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, Union
+
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from torch import nn
+
+from ..checkpoint import KeyMap, load_weights
+
+__all__ = ['TASKS', 'OfficialCheckpoint', 'TaskModelSpec', 'TASK_MODELS', 'TASK_SPECS', 'register_specs',
+           'register_task_model', 'get_model_spec']
+
+TASKS = ('classification', 'pose', 'landmarks', 'segmentation', 'detection')
+# the constructor argument that holds a task's output count
+OUTPUT_ARG = {'pose': 'num_keypoints', 'landmarks': 'num_landmarks', 'segmentation': 'num_classes',
+              'detection': 'num_classes'}
+
+
+@dataclass(frozen=True)
+class OfficialCheckpoint:
+    """An official checkpoint: its file name, the repository that publishes it (and the page or
+    link it is published at), and the key map from its layout to ours."""
+    filename: str
+    repo: str
+    published_at: str = ''
+    key_map: KeyMap = KeyMap()
+
+
+@dataclass(frozen=True)
+class TaskModelSpec:
+    """A named task model, as data.
+
+    Args:
+        name: registered name (``hrnet_w32_pose_coco_256x192``).
+        task: one of :data:`TASKS` (not ``'classification'``).
+        trunk: HRNet variant of :data:`hrnet_zoo.HRNET_CONFIGS` (``'hrnet_w32'``).
+        head: the representation/head (``'v1'``, ``'v2'``, ``'v2_ocr'``, ``'v2p_fasterrcnn'``, ...).
+        num_outputs: keypoints / landmarks / classes (detection: with the background).
+        input_size: (H, W) the model is configured for (pose / landmark crop, segmentation crop,
+            detection's short side x long side).
+        dataset: the training set.
+        flip_pairs: left/right output pairs for flip test and flip augmentation.
+        mean, std: input normalisation (RGB, 0-1 images).
+        official: the official checkpoint and its key map, when one is published.
+        metrics: official metrics ``{'dataset': ..., 'split': ..., <metric>: value, 'source': ...}``.
+        options: constructor options of the head (``align_corners``, detector settings, ...).
+        license: license of the official weights.
+        description: one line for docs and the builder's docstring.
+    """
+    name: str
+    task: str
+    trunk: str
+    head: str
+    num_outputs: int
+    input_size: Tuple[int, int]
+    dataset: str
+    flip_pairs: Tuple[Tuple[int, int], ...] = ()
+    mean: Tuple[float, float, float] = IMAGENET_DEFAULT_MEAN
+    std: Tuple[float, float, float] = IMAGENET_DEFAULT_STD
+    official: Optional[OfficialCheckpoint] = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    license: str = 'mit'
+    description: str = ''
+
+    def __post_init__(self):
+        if self.task not in OUTPUT_ARG:
+            raise ValueError(f'{self.name}: task must be one of {sorted(OUTPUT_ARG)}, got {self.task!r}')
+        from ..configs import HRNET_CONFIGS
+        if self.trunk not in HRNET_CONFIGS:
+            raise ValueError(f'{self.name}: unknown trunk {self.trunk!r}')
+        if self.num_outputs < 1 or len(self.input_size) != 2:
+            raise ValueError(f'{self.name}: num_outputs must be positive and input_size (H, W)')
+        for a, b in self.flip_pairs:
+            if not (0 <= a < self.num_outputs and 0 <= b < self.num_outputs) or a == b:
+                raise ValueError(f'{self.name}: flip pair {(a, b)} is not a pair of outputs below {self.num_outputs}')
+
+    @property
+    def output_arg(self) -> str:
+        """The constructor argument holding the output count (``num_keypoints``, ...)."""
+        return OUTPUT_ARG[self.task]
+
+    def pretrained_cfg(self, **changes: Any) -> Dict[str, Any]:
+        """timm-style ``pretrained_cfg`` of a model built from this spec; ``changes`` are what the
+        caller overrode (``num_keypoints=...``, ``input_size=...``)."""
+        h, w = changes.pop('input_size', self.input_size)
+        n = changes.pop(self.output_arg, self.num_outputs)
+        flip = changes.pop('flip_pairs', self.flip_pairs)
+        from ..weights import record_for_model
+        record = record_for_model(self.name)
+        cfg = {
+            'architecture': self.name, 'task': self.task, 'trunk': self.trunk, 'head': self.head,
+            'input_size': (3, int(h), int(w)), 'mean': tuple(self.mean), 'std': tuple(self.std),
+            self.output_arg: int(n), 'num_outputs': int(n), 'flip_pairs': [list(p) for p in flip],
+            'dataset': self.dataset, 'license': self.license,
+            'hf_hub_id': record.hf_hub_id if record else None,
+            'hf_hub_filename': record.filename if record else None,
+            'official_checkpoint': self.official.filename if self.official else None,
+            'metrics': dict(self.metrics), 'first_conv': 'conv1',
+        }
+        cfg.update({k: v for k, v in self.options.items() if isinstance(v, (bool, int, float, str))})
+        cfg.update(changes)
+        return cfg
+
+
+TASK_SPECS: Dict[str, TaskModelSpec] = {}
+TASK_MODELS: Dict[str, Callable[..., nn.Module]] = {}
+Builder = Callable[..., nn.Module]
+
+
+def get_model_spec(name: str) -> TaskModelSpec:
+    """The spec of a registered task model."""
+    if name not in TASK_SPECS:
+        raise KeyError(f'unknown task model {name!r}; hrnet_zoo.list_models(task=...) lists them')
+    return TASK_SPECS[name]
+
+
+def register_task_model(fn: Builder) -> Builder:
+    """Register a builder under its function name (for models without a spec: generic builders)."""
+    if fn.__name__ in TASK_MODELS:
+        raise ValueError(f'task model {fn.__name__!r} is registered twice')
+    TASK_MODELS[fn.__name__] = fn
+    return fn
+
+
+def register_specs(specs: Iterable[TaskModelSpec], build: Callable[..., nn.Module],
+                   output_key: Optional[str] = None) -> Dict[str, Builder]:
+    """Register one builder per spec and return them by name.
+
+    ``build(spec, **kwargs)`` makes the model (passing ``pretrained_cfg=spec.pretrained_cfg(...)``
+    to its constructor); ``output_key`` is the head tensor whose first dimension is the output
+    count (checked with a clear error when a checkpoint has another). The builder takes
+    ``pretrained`` (bool, ``'hf-hub:ORG/REPO'``, a folder or a ``.safetensors`` file),
+    ``checkpoint_path`` (an official file through the spec's key map, an engine checkpoint or a
+    safetensors file), ``cache_dir`` (the Hub cache) and the constructor's keyword arguments.
+    """
+    out = {}
+    for spec in specs:
+        if spec.name in TASK_SPECS:
+            raise ValueError(f'task model {spec.name!r} is registered twice')
+        TASK_SPECS[spec.name] = spec
+        out[spec.name] = register_task_model(_make_builder(spec, build, output_key))
+    return out
+
+
+def key_map_of(spec: TaskModelSpec) -> KeyMap:
+    """The key map from the spec's official layout to ours (identity + ``module.`` if none)."""
+    return spec.official.key_map if spec.official else KeyMap()
+
+
+def _make_builder(spec: TaskModelSpec, build: Callable[..., nn.Module], output_key: Optional[str]) -> Builder:
+    def builder(pretrained: Union[bool, str, os.PathLike] = False, checkpoint_path: Optional[str] = None,
+                cache_dir: Optional[str] = None, **kwargs: Any) -> nn.Module:
+        model = build(spec, **kwargs)
+        if checkpoint_path:
+            load_weights(model, checkpoint_path, key_map_of(spec), output_key, spec.output_arg[4:])
+        elif pretrained:
+            from ..weights import load_task_pretrained
+            load_task_pretrained(model, spec, pretrained, cache_dir=cache_dir)
+        return model
+
+    builder.__name__ = builder.__qualname__ = spec.name
+    metric = ', '.join(f'{k} {v}' for k, v in spec.metrics.items() if isinstance(v, (int, float)))
+    builder.__doc__ = (f'{spec.description or spec.name} ({spec.task}; trunk {spec.trunk}, head {spec.head}, '
+                       f'{spec.num_outputs} {spec.output_arg[4:]}, input {spec.input_size[0]}x{spec.input_size[1]}, '
+                       f'{spec.dataset}' + (f'; official {spec.metrics.get("dataset", "")}: {metric}' if metric else '')
+                       + ').\n\n'
+                       '``pretrained=True`` loads the published weight (Hugging Face Hub, see '
+                       '``hrnet-zoo list --task ' + spec.task + '``), ``pretrained=\'hf-hub:ORG/REPO\'`` / a '
+                       'folder / a ``.safetensors`` file loads those, ``checkpoint_path=`` an official '
+                       + (f'``{spec.official.filename}`` ' if spec.official else '') + 'or engine checkpoint.')
+    return builder
+
+
+def spec_overrides(spec: TaskModelSpec, kwargs: Dict[str, Any], *names: str) -> Dict[str, Any]:
+    """Pop the keyword arguments ``names`` that override spec fields and return the changes for
+    :meth:`TaskModelSpec.pretrained_cfg` (only the ones given)."""
+    return {n: kwargs.pop(n) for n in names if n in kwargs and kwargs[n] is not None}
