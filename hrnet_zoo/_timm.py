@@ -36,11 +36,23 @@ def _create_hrnet(variant: str, pretrained: bool = False, **kwargs: Any):
 
     ``features_only=True`` gives :class:`HighResolutionNetFeatures` (``feature_location`` one of
     ``'incre'``, ``''``, ``'v2'``, ``'v2p'``) unless a timm ``feature_cls`` (``'getter'``,
-    ``'hook'``, ...) is asked for, which then wraps the classifier the timm way.
+    ``'hook'``, ``'fx'``, ``'dict'``) is asked for, which then wraps the classifier the timm way:
+    its maps are the default location's (stem + the head's four bottlenecks).
     """
     cfg = get_config(variant)
     features_only = kwargs.get('features_only', False)
-    native_features = features_only and kwargs.get('feature_cls') in (None, 'hrnet')
+    feature_cls = kwargs.get('feature_cls', (kwargs.get('feature_cfg') or {}).get('feature_cls'))
+    native_features = features_only and feature_cls in (None, 'hrnet')
+    if features_only and feature_cls == 'dict':
+        raise ValueError("feature_cls='dict' (timm's FeatureDictNet) needs a sequential model, and HRNet's "
+                         "branches run in parallel; use the default, 'hook', 'fx' or 'getter' (return_dict=True "
+                         "in feature_cfg gives a dict)")
+    if features_only and not native_features:
+        location = kwargs.pop('feature_location', 'incre')
+        if location != 'incre':
+            raise ValueError(f"feature_location={location!r} needs hrnet-zoo's own features model: drop "
+                             f"feature_cls={feature_cls!r} (timm's wrappers take the classifier's maps, "
+                             f"feature_location='incre')")
     model_cls = HighResolutionNet
     kwargs_filter = None
     if native_features:

@@ -44,17 +44,21 @@ def make_classification_head(branch_channels: Sequence[int], head_channels: Sequ
 
 
 def _feature_info(cfg: HRNetConfig, location: str, branch_channels: Sequence[int]) -> List[Dict]:
-    stem = dict(num_chs=cfg.stem_width, reduction=2, module='stem')
+    """timm ``feature_info`` for ``location``. Every ``module`` names a module of the model whose
+    output is that feature map, so timm's hook / fx feature wrappers and transformers'
+    ``TimmBackbone`` find it: the stem's ``act1`` (stride 2), the head bottlenecks
+    ``incre_modules.i``, the raw-branch taps ``branch_out.i``, the V2 / V2p neck."""
+    stem = dict(num_chs=cfg.stem_width, reduction=2, module='act1')
     if location == 'v2':
-        return [dict(num_chs=int(sum(branch_channels)), reduction=4, module='v2')]
+        return [dict(num_chs=int(sum(branch_channels)), reduction=4, module='neck')]
     if location == 'v2p':
-        return [dict(num_chs=256, reduction=4 * 2 ** k, module=f'v2p.{k}') for k in range(5)]
+        return [dict(num_chs=256, reduction=4 * 2 ** k, module=f'neck.fpn_conv.{k}') for k in range(5)]
     if location == 'incre':
         chs = [h * Bottleneck.expansion for h in cfg.head_channels]
         mods = [f'incre_modules.{i}' for i in range(4)]
     else:
         chs = list(branch_channels)
-        mods = [f'stage4.b{i}' for i in range(4)]
+        mods = [f'branch_out.{i}' for i in range(4)]
     return [stem] + [dict(num_chs=c, reduction=4 * 2 ** i, module=m) for i, (c, m) in enumerate(zip(chs, mods))]
 
 
@@ -180,7 +184,10 @@ class HighResolutionNetFeatures(HighResolutionNet):
       - ``'v2'``: one map, the HRNetV2 representation (15C channels at stride 4);
       - ``'v2p'``: the HRNetV2p pyramid, five 256-channel levels at strides 4-64 (its neck is
         newly initialised: no official classification checkpoint contains it).
-    ``feature_info`` lists the selected maps (``channels()``, ``reduction()``).
+    ``feature_info`` lists the selected maps (``channels()``, ``reduction()``) and names the
+    module that outputs each one. ``return_layers`` (``{module name: output id}``, as on timm's
+    ``FeatureDictNet``) selects what ``forward`` returns; it starts as the ``out_indices``, and
+    transformers' ``TimmBackbone`` swaps in every level for ``output_hidden_states=True``.
     """
 
     def __init__(self, cfg: HRNetConfig, in_chans: int = 3, feature_location: str = 'incre',
@@ -195,7 +202,9 @@ class HighResolutionNetFeatures(HighResolutionNet):
         if feature_location == 'incre':
             self.incre_modules, _, _ = make_classification_head(
                 self.branch_channels, cfg.head_channels, cfg.num_features, cfg.head_conv_bias)
-        self.neck = None
+        self.neck = self.branch_out = None
+        if feature_location == '':  # parameter-free taps: a named module outputs each raw branch
+            self.branch_out = nn.ModuleList([nn.Identity() for _ in self.branch_channels])
         if feature_location == 'v2':
             self.neck = HRNetV2(self.branch_channels)
         elif feature_location == 'v2p':
@@ -209,7 +218,7 @@ class HighResolutionNetFeatures(HighResolutionNet):
                              f'{feature_location!r}, which has {len(info)} feature maps')
         out_indices = tuple(i % len(info) for i in out_indices)
         self.feature_info = FeatureInfo(info, out_indices)
-        self._out_idx = out_indices
+        self.return_layers = {info[i]['module']: str(i) for i in out_indices}
         init_weights(self.incre_modules, self.neck)
         if isinstance(self.neck, HRNetV2p):
             self.neck.reset_parameters()  # the official HRFPN init, not the trunk's
@@ -225,6 +234,18 @@ class HighResolutionNetFeatures(HighResolutionNet):
         if self.neck is not None:
             out = self.neck(ys)
             maps = [out] if isinstance(out, torch.Tensor) else out
+        elif self.branch_out is not None:
+            maps = [half] + [tap(y) for tap, y in zip(self.branch_out, ys)]
         else:
-            maps = [half] + (self._head_features(ys) if self.incre_modules is not None else ys)
-        return [maps[i] for i in self._out_idx]
+            maps = [half] + self._head_features(ys)
+        return [maps[i] for i in self._selected()]
+
+    def _selected(self) -> List[int]:
+        """Indices of the maps named by ``return_layers``, in its order; a clear error for a name
+        that is not one of ``feature_info``'s modules."""
+        names = [f['module'] for f in self.feature_info.info]
+        unknown = [n for n in self.return_layers if n not in names]
+        if unknown:
+            raise KeyError(f'return_layers names {unknown}, which are not feature maps of this model; '
+                           f'choose from {names}')
+        return [names.index(n) for n in self.return_layers]
