@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hrnet_zoo.tasks.landmarks.datasets import FACE_DATASETS
+from hrnet_zoo.tasks.landmarks.specs import FACE_DATASETS
 from hrnet_zoo.tasks.landmarks.metrics import auc, failure_rate, landmark_metrics, nme, normalisers
 
 

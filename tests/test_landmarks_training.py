@@ -1,14 +1,16 @@
 """A small HRNetV2 landmark model really trained through the shared engine on synthetic faces."""
 from __future__ import annotations
 
+import pytest
 import torch
 
-from hrnet_zoo.tasks.landmarks.dataset import FaceLandmarks
-from hrnet_zoo.tasks.landmarks.datasets import FaceDatasetSpec
-from hrnet_zoo.tasks.landmarks.model import build_face_model
-from hrnet_zoo.tasks.landmarks.training import evaluate_landmarks, fit_landmarks
+from hrnet_zoo.tasks.landmarks.data import FaceLandmarks
+from hrnet_zoo.tasks.landmarks.evaluate import evaluate_landmarks
+from hrnet_zoo.tasks.landmarks.specs import FaceDatasetSpec, build_face_model
+from hrnet_zoo.tasks.landmarks.training import fit_landmarks
 from hrnet_zoo.tasks.pose.synthetic import write_synthetic_faces
 from hrnet_zoo.train.engine import TrainConfig
+from hrnet_zoo.train.recipes import load_recipe
 
 SPEC = FaceDatasetSpec('toy', 5, (), None)   # 5 colour-coded landmarks, box-size normaliser (as AFLW)
 STEPS = 150
@@ -36,3 +38,22 @@ def test_small_landmark_model_trains_to_low_nme(tmp_path):
           f"FR@0.1 {metrics['fr']:.3f}, AUC@0.1 {metrics['auc']:.3f}")
     assert untrained > 0.3
     assert metrics['nme'] < 0.1 and metrics['auc'] > 0.2
+
+
+@pytest.mark.parametrize('dataset,lr,sigma', [('wflw', 1e-4, 1.5), ('300w', 1e-4, 1.0), ('aflw', 2e-4, 1.5),
+                                              ('cofw', 1e-4, 1.5)])
+def test_official_recipes(dataset, lr, sigma):
+    """experiments/<dataset>/face_alignment_<dataset>_hrnet_w18.yaml as recipe files."""
+    from hrnet_zoo import get_model_spec
+    from hrnet_zoo.tasks.landmarks.__main__ import recipe_for
+    recipe = load_recipe(f'landmarks_{dataset}')
+    cfg = recipe.train_config()
+    assert recipe.task == 'landmarks' and recipe_for(f'hrnet_w18_face_{dataset}') == recipe.name
+    assert (cfg.optimizer, cfg.batch_size, cfg.epochs, cfg.milestones, cfg.gamma, cfg.weight_decay) == (
+        'adam', 16, 60, (30, 50), 0.1, 0.0)
+    assert cfg.lr == pytest.approx(lr) and recipe.train_config(world_size=4, batch_size=16).lr == pytest.approx(4 * lr)
+    assert (cfg.best_metric, cfg.best_mode) == ('nme', 'min')
+    assert recipe.data['sigma'] == sigma and recipe.data['dataset'] == dataset
+    assert recipe.augment == {'scale_factor': 0.25, 'rotation_factor': 30.0, 'rotation_prob': 0.6, 'flip_prob': 0.5}
+    assert recipe.eval == {'batch_size': 8, 'flip_test': False, 'decode': 'quarter'}
+    assert recipe.reproduces['nme'] == get_model_spec(f'hrnet_w18_face_{dataset}').metrics['nme']

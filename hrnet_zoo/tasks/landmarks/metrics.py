@@ -12,7 +12,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from .datasets import FaceDatasetSpec, spec_for
+from .specs import FaceDatasetSpec, spec_for
 
 
 def interocular(gt: np.ndarray, eye_corners: Sequence[int]) -> np.ndarray:

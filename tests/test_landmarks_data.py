@@ -1,14 +1,12 @@
-"""Official-format landmark CSV dataset, decoding of its targets, and the entry point."""
+"""Official-format landmark CSV dataset: crops, targets that decode back to the landmarks, augmentation, errors."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from hrnet_zoo.tasks.landmarks.__main__ import main
-from hrnet_zoo.tasks.landmarks.dataset import FaceLandmarks
-from hrnet_zoo.tasks.landmarks.decode import decode_landmarks
+from hrnet_zoo.tasks.landmarks.data import FaceLandmarks
+from hrnet_zoo.tasks.landmarks.evaluate import decode_landmarks
 from hrnet_zoo.tasks.landmarks.metrics import landmark_metrics
 from hrnet_zoo.tasks.pose.synthetic import write_synthetic_faces
 
@@ -57,17 +55,12 @@ def test_bad_csv_files(tmp_path):
         FaceLandmarks(csv_file, images, dataset='helen')
 
 
-def test_entry_point_train_eval_predict(tmp_path):
-    csv_file, images = write_synthetic_faces(str(tmp_path / 'data'), num_images=4, num_landmarks=19)
-    common = ['--model', 'hrnet_w18_face_aflw', '--arch', 'hrnet_w18_small', '--input-size', '64', '64',
-              '--images', images, '--batch-size', '2', '--workers', '0', '--device', 'cpu']
-    out = tmp_path / 'run'
-    summary = main(['train', *common, '--train-csv', csv_file, '--val-csv', csv_file, '--epochs', '1',
-                    '--out', str(out), '--no-progress', '--lr', '1e-3'])
-    assert summary['steps'] == 2 and {'nme', 'fr', 'auc'} <= set(summary['metrics'])
-    metrics = main(['eval', *common, '--checkpoint', str(out / 'best.pth'), '--val-csv', csv_file])
-    assert metrics['nme'] == pytest.approx(summary['metrics']['nme'])
-    png = tmp_path / 'face.png'
-    main(['predict', *common, '--checkpoint', str(out / 'last.pth'), '--image', f'{images}/000000.png',
-          '--box', '20', '20', '56', '56', '--out', str(png)])
-    assert Image.open(png).size == (96, 96)
+def test_crop_face_flip_is_the_mirrored_crop_with_left_right_swapped():
+    from hrnet_zoo.tasks.landmarks.data import crop_face
+    from hrnet_zoo.tasks.topdown import flip_keypoints
+    rng = np.random.default_rng(0)
+    image, pts, pairs = torch.rand(3, 50, 60), rng.uniform(10, 40, size=(5, 2)), ((0, 1), (2, 4))
+    a, pa = crop_face(image, pts, (30, 25), 0.2, 10.0, False, (32, 32), pairs)
+    b, pb = crop_face(image, pts, (30, 25), 0.2, 10.0, True, (32, 32), pairs)
+    assert type(a) is torch.Tensor and a.shape == (3, 32, 32) and torch.equal(b, a.flip(-1))
+    assert np.allclose(pb, flip_keypoints(pa, 32, pairs))

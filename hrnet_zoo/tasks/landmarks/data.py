@@ -3,22 +3,26 @@ files (``face_landmarks_wflw_test.csv``, ...): a header row, then per face
 ``image_name, scale, center_w, center_h, x1, y1, ..., xL, yL``; AFLW files have a ``box_size``
 column after ``scale``. ``scale`` is the face size in units of 200 px; the crop is padded by 1.25
 (official). Training samples get random scale (+-25%), rotation (+-30 degrees, probability 0.6)
-and flip (with the set's flip pairs), as in the official configs.
+and flip (with the set's flip pairs), as in the official configs (the ``augment`` section of the
+``landmarks_*`` recipes).
 """
 from __future__ import annotations
 
 import csv
 import os
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+import torchvision.transforms.v2.functional as TF
 from torch.utils.data import Dataset
+from torchvision import tv_tensors
 
-from ..topdown import load_image, normalize
 from ..heatmap import gaussian_heatmaps
-from ..topdown import affine_matrix, apply_affine, check_flip_pairs, flip_keypoints, warp_image
-from .datasets import FACE_DATASETS, FaceDatasetSpec
+from ..topdown import affine_matrix, apply_affine, check_flip_pairs, load_image, normalize, warp_image
+from .specs import FACE_DATASETS, FaceDatasetSpec
+
+__all__ = ['FACE_PADDING', 'FaceLandmarks', 'crop_face', 'read_landmark_csv']
 
 FACE_PADDING = 1.25
 
@@ -43,6 +47,25 @@ def read_landmark_csv(path: str, num_landmarks: int):
         out.append({'name': r[0], 'scale': vals[0], 'box_size': box, 'center': np.array(vals[1:3]),
                     'points': np.array(vals[3:], dtype=np.float64).reshape(num_landmarks, 2)})
     return out
+
+
+def crop_face(image: torch.Tensor, points: np.ndarray, center, scale: float, rotation: float = 0.0,
+              flip: bool = False, output_size: Tuple[int, int] = (256, 256),
+              flip_pairs: Sequence[Tuple[int, int]] = ()) -> Tuple[torch.Tensor, np.ndarray]:
+    """The face crop (3, H, W) and its landmarks (L, 2) in crop pixels. The centre/scale/rotation
+    crop is :func:`~hrnet_zoo.tasks.topdown.warp_image` (hand-written: torchvision's v2 affine keeps
+    the canvas size and turns about its centre, so it cannot give this crop); the flip is
+    torchvision's (image and ``KeyPoints``, ``x -> W - 1 - x``) followed by the left/right swap."""
+    m = affine_matrix(center, scale, rotation, output_size)
+    crop = tv_tensors.Image(warp_image(image, m, output_size))
+    pts = tv_tensors.KeyPoints(torch.from_numpy(apply_affine(points, m)), canvas_size=tuple(output_size))
+    if flip:
+        crop, pts = TF.horizontal_flip(crop), TF.horizontal_flip(pts)
+        perm = list(range(len(pts)))
+        for a, b in flip_pairs:
+            perm[a], perm[b] = perm[b], perm[a]
+        pts = pts[perm]
+    return crop.as_subclass(torch.Tensor), pts.as_subclass(torch.Tensor).numpy()
 
 
 class FaceLandmarks(Dataset):
@@ -81,18 +104,14 @@ class FaceLandmarks(Dataset):
             if torch.rand(()).item() < self.rotation_prob:
                 rot = self.rotation_factor * (2 * torch.rand(()).item() - 1)
             flip = torch.rand(()).item() < self.flip_prob
-        m = affine_matrix(center, scale, rot, self.input_size)
-        crop = warp_image(image, m, self.input_size)
-        pts = apply_affine(s['points'], m)
-        if flip:
-            crop = crop.flip(-1)
-            pts = flip_keypoints(pts, self.input_size[1], self.flip_pairs)
-        sy = self.input_size[0] / self.heatmap_size[0]
-        sx = self.input_size[1] / self.heatmap_size[1]
-        hm = np.stack([(pts[:, 0] + 0.5) / sx - 0.5, (pts[:, 1] + 0.5) / sy - 0.5], axis=1)
+        crop, pts = crop_face(image, s['points'], center, scale, rot, flip, self.input_size, self.flip_pairs)
+        stride_y = self.input_size[0] / self.heatmap_size[0]
+        stride_x = self.input_size[1] / self.heatmap_size[1]
+        hm = np.stack([(pts[:, 0] + 0.5) / stride_x - 0.5, (pts[:, 1] + 0.5) / stride_y - 0.5], axis=1)
         target, weight = gaussian_heatmaps(hm, np.ones(len(pts)), self.heatmap_size, self.sigma)
         return {
-            'image': normalize(crop), 'target': torch.from_numpy(target), 'target_weight': torch.from_numpy(weight),
+            'image': normalize(crop),
+            'target': torch.from_numpy(target), 'target_weight': torch.from_numpy(weight),
             'landmarks': torch.from_numpy(s['points']).float(),
             'center': torch.tensor(center, dtype=torch.float32), 'scale': torch.tensor(scale, dtype=torch.float32),
             'rotation': torch.tensor(rot, dtype=torch.float32),

@@ -1,0 +1,75 @@
+"""Model + faces -> landmarks and metrics: heatmaps (optionally flip-test averaged) decoded by the
+shared heatmap codec (argmax + quarter-pixel shift, or DARK) and back-projected through the square
+face crop; NME / failure rate / AUC over a dataset; landmarks of one face in an image."""
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..heatmap import decode_heatmaps, predict_heatmaps
+from ..topdown import PIXEL_STD, affine_matrix, normalize, warp_image
+from .data import FACE_PADDING
+from .metrics import landmark_metrics
+
+__all__ = ['decode_landmarks', 'predict_landmarks', 'evaluate_landmarks', 'predict_face']
+
+
+def decode_landmarks(heatmaps: torch.Tensor, centers, scales, method: str = 'quarter',
+                     rotations=None) -> Tuple[np.ndarray, np.ndarray]:
+    """Heatmaps (N, L, h, w) -> landmarks (N, L, 2) in image pixels and peak scores (N, L).
+    ``scales`` (N,) or (N, 2) are the crops' sizes in units of 200 px."""
+    scales = np.asarray(scales, dtype=np.float64)
+    if scales.ndim == 1:
+        scales = np.stack([scales, scales], axis=1)
+    return decode_heatmaps(heatmaps, centers, scales, method, rotations)
+
+
+@torch.no_grad()
+def predict_landmarks(model: nn.Module, dataset, batch_size: int = 16, flip_test: bool = False,
+                      method: str = 'quarter', num_workers: int = 0) -> Dict[str, np.ndarray]:
+    """Landmarks in image pixels for every face: ``pred`` (N, L, 2), ``gt``, ``scores``, ``box_size``."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = {'pred': [], 'gt': [], 'scores': [], 'box_size': []}
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers):
+        heatmaps = predict_heatmaps(model, batch['image'].to(device), dataset.flip_pairs, flip_test)
+        pts, conf = decode_landmarks(heatmaps.float().cpu(), batch['center'].numpy(), batch['scale'].numpy(), method)
+        out['pred'].append(pts)
+        out['scores'].append(conf)
+        out['gt'].append(batch['landmarks'].numpy())
+        out['box_size'].append(batch['box_size'].numpy())
+    model.train(was_training)
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def evaluate_landmarks(model: nn.Module, dataset, batch_size: int = 16, flip_test: bool = False,
+                       method: str = 'quarter', num_workers: int = 0) -> Dict[str, float]:
+    """NME, failure rate at 0.1 (and 0.08) and AUC@0.1 of ``model`` on ``dataset``; AFLW-style
+    files (with ``box_size``) are normalised by the box size, the others inter-ocularly."""
+    p = predict_landmarks(model, dataset, batch_size, flip_test, method, num_workers)
+    box = p['box_size'] if (p['box_size'] > 0).all() and dataset.spec.eye_corners is None else None
+    return landmark_metrics(p['pred'], p['gt'], dataset.spec, box)
+
+
+@torch.no_grad()
+def predict_face(model: nn.Module, image: torch.Tensor, box: Optional[Sequence[float]] = None,
+                 flip_test: bool = False, method: str = 'quarter') -> Tuple[np.ndarray, np.ndarray]:
+    """Landmarks (L, 2) in image pixels and scores (L,) of the face in ``box`` ``[x, y, w, h]``
+    (default: the whole image) of ``image`` (3, H, W) in [0, 1], cropped as in training (square,
+    padded by 1.25) at ``model.input_size``."""
+    h, w = image.shape[-2:]
+    x, y, bw, bh = box if box is not None else (0.0, 0.0, float(w), float(h))
+    center = np.array([x + bw / 2, y + bh / 2])
+    scale = max(bw, bh) / PIXEL_STD * FACE_PADDING
+    size = tuple(model.input_size)
+    crop = normalize(warp_image(image, affine_matrix(center, scale, 0.0, size), size))
+    model.eval()
+    device = next(model.parameters()).device
+    heatmaps = predict_heatmaps(model, crop[None].to(device), model.flip_pairs, flip_test)
+    pts, conf = decode_landmarks(heatmaps.float().cpu(), center[None], np.array([scale]), method)
+    return pts[0], conf[0]

@@ -1,0 +1,137 @@
+"""The landmark model table: the four face-alignment benchmarks and one HRNetV2-W18 model each.
+
+:data:`FACE_DATASETS`: landmark count, left/right flip pairs (0-based) and the NME normaliser, from
+the official HRNet-Facial-Landmark-Detection code (``lib/utils/transforms.py`` MATCHED_PARTS;
+``lib/core/evaluation.py`` compute_nme): inter-ocular distance (outer eye corners) for 300W
+(36, 45), WFLW (60, 72) and COFW (8, 9); the face box size for AFLW.
+
+:data:`SPECS`: ``hrnet_w18_face_<dataset>``, 256x256 crops, with the official checkpoint
+(``HR18-<DATASET>.pth``), its key map :data:`OFFICIAL_KEY_MAP` and the official NME (in %, from the
+repository's README). ``arch=`` builds the same head on another trunk (then
+``pretrained_cfg['trunk']`` names it and the official figures no longer apply).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple
+
+from ...checkpoint import KeyMap
+from ..registry import OfficialCheckpoint, TaskModelSpec, register_specs, spec_overrides
+from .models import FACE_BN_MOMENTUM, FaceHRNet
+
+__all__ = ['FaceDatasetSpec', 'FACE_DATASETS', 'OFFICIAL_KEY_MAP', 'OFFICIAL_FACE_KEY_MAP', 'OFFICIAL_REPO',
+           'SPECS', 'BUILDERS', 'OUTPUT_KEY', 'build', 'build_face_model', 'spec_for']
+
+
+@dataclass(frozen=True)
+class FaceDatasetSpec:
+    name: str
+    num_landmarks: int
+    flip_pairs: Tuple[Tuple[int, int], ...]
+    eye_corners: Optional[Tuple[int, int]]   # None: normalise by the box size (AFLW)
+
+
+def _zero_based(pairs):
+    return tuple((a - 1, b - 1) for a, b in pairs)
+
+
+FACE_DATASETS: Dict[str, FaceDatasetSpec] = {
+    '300w': FaceDatasetSpec('300w', 68, _zero_based((
+        (1, 17), (2, 16), (3, 15), (4, 14), (5, 13), (6, 12), (7, 11), (8, 10), (18, 27), (19, 26),
+        (20, 25), (21, 24), (22, 23), (32, 36), (33, 35), (37, 46), (38, 45), (39, 44), (40, 43),
+        (41, 48), (42, 47), (49, 55), (50, 54), (51, 53), (62, 64), (61, 65), (68, 66), (59, 57),
+        (60, 56))), (36, 45)),
+    'aflw': FaceDatasetSpec('aflw', 19, _zero_based((
+        (1, 6), (2, 5), (3, 4), (7, 12), (8, 11), (9, 10), (13, 15), (16, 18))), None),
+    'cofw': FaceDatasetSpec('cofw', 29, _zero_based((
+        (1, 2), (5, 7), (3, 4), (6, 8), (9, 10), (11, 12), (13, 15), (17, 18), (14, 16), (19, 20),
+        (23, 24))), (8, 9)),
+    'wflw': FaceDatasetSpec('wflw', 98, tuple(
+        [(i, 32 - i) for i in range(16)]
+        + [(33, 46), (34, 45), (35, 44), (36, 43), (37, 42), (38, 50), (39, 49), (40, 48), (41, 47),
+           (60, 72), (61, 71), (62, 70), (63, 69), (64, 68), (65, 75), (66, 74), (67, 73),
+           (55, 59), (56, 58), (76, 82), (77, 81), (78, 80), (87, 83), (86, 84),
+           (88, 92), (89, 91), (95, 93), (96, 97)]), (60, 72)),
+}
+
+
+def spec_for(num_landmarks: int) -> Optional[FaceDatasetSpec]:
+    """The benchmark with this many landmarks, if any."""
+    return next((s for s in FACE_DATASETS.values() if s.num_landmarks == num_landmarks), None)
+
+
+OFFICIAL_REPO = 'https://github.com/HRNet/HRNet-Facial-Landmark-Detection'
+# Official checkpoints: DataParallel's 'module.', trunk keys as ours, the head as head.0 / head.1 / head.3.
+OFFICIAL_KEY_MAP = KeyMap(strip=('module.',), rename=(
+    ('head.0.', 'representation.mix.0.'),
+    ('head.1.', 'representation.mix.1.'),
+    ('head.3.', 'final_layer.'),
+))
+OFFICIAL_FACE_KEY_MAP: Tuple[Tuple[str, str], ...] = OFFICIAL_KEY_MAP.rename  # (official, ours) head prefixes
+OUTPUT_KEY = 'final_layer.weight'
+_SOURCE = 'HRNet-Facial-Landmark-Detection README (HRNetV2-W18; NME and FR in %)'
+# README tables: (split, official figures, OneDrive link of HR18-<DATASET>.pth)
+_OFFICIAL = {
+    'wflw': ('test', {'nme': 4.60}, 'https://1drv.ms/u/s!AiWjZ1LamlxzdTsr_9QZCwJsn5U'),
+    '300w': ('full', {'nme': 3.34, 'nme_common': 2.91, 'nme_challenge': 5.11, 'nme_test': 3.85},
+             'https://1drv.ms/u/s!AiWjZ1LamlxzeYLmza1XU-4WhnQ'),
+    'aflw': ('full', {'nme': 1.57, 'nme_frontal': 1.46}, 'https://1drv.ms/u/s!AiWjZ1Lamlxzc7xumEw810iBLTc'),
+    'cofw': ('test', {'nme': 3.45, 'fr': 0.20}, 'https://1drv.ms/u/s!AiWjZ1LamlxzdFIsEUQl8jgUaMk'),
+}
+
+
+def _face_spec(dataset: str) -> TaskModelSpec:
+    data = FACE_DATASETS[dataset]
+    split, figures, link = _OFFICIAL[dataset]
+    label = dataset.upper()
+    return TaskModelSpec(
+        name=f'hrnet_w18_face_{dataset}', task='landmarks', trunk='hrnet_w18', head='v2', num_outputs=data.num_landmarks,
+        input_size=(256, 256), dataset=dataset, flip_pairs=data.flip_pairs,
+        official=OfficialCheckpoint(f'HR18-{label}.pth', OFFICIAL_REPO, link, OFFICIAL_KEY_MAP),
+        metrics={'dataset': label, 'split': split, **figures, 'source': _SOURCE},
+        options={'align_corners': False, 'bn_momentum': FACE_BN_MOMENTUM},
+        description=f'HRNetV2-W18, {data.num_landmarks} {label} landmarks, 256x256 face crops')
+
+
+SPECS: Tuple[TaskModelSpec, ...] = tuple(_face_spec(d) for d in ('wflw', '300w', 'aflw', 'cofw'))
+
+
+def build(spec: TaskModelSpec, arch: Optional[str] = None, **kwargs: Any) -> FaceHRNet:
+    """The model of ``spec``; ``arch`` another trunk, ``num_landmarks`` / ``flip_pairs`` /
+    ``input_size`` / ``bn_momentum`` / ``align_corners`` / ``in_chans`` override the spec (and its
+    ``pretrained_cfg`` says so)."""
+    changes = spec_overrides(spec, kwargs, 'num_landmarks', 'flip_pairs', 'input_size')
+    for unset in ('num_landmarks', 'flip_pairs', 'input_size'):
+        kwargs.pop(unset, None)
+    num = changes.get('num_landmarks', spec.num_outputs)
+    if num != spec.num_outputs:  # the spec's flip pairs and dataset belong to its landmark set
+        changes.setdefault('flip_pairs', ())
+        changes['dataset'] = None
+    options = {k: kwargs.pop(k, v) for k, v in spec.options.items()}
+    changes.update({k: v for k, v in options.items() if v != spec.options[k]})
+    if arch not in (None, spec.trunk):
+        changes['trunk'] = arch
+    if num != spec.num_outputs or 'trunk' in changes:  # the official figures are of the spec's model
+        changes.update(metrics={}, official_checkpoint=None)
+    return FaceHRNet(arch or spec.trunk, num_landmarks=num, flip_pairs=changes.get('flip_pairs', spec.flip_pairs),
+                     input_size=changes.get('input_size', spec.input_size), **options, **kwargs,
+                     pretrained_cfg=spec.pretrained_cfg(**changes))
+
+
+BUILDERS = register_specs(SPECS, build, output_key=OUTPUT_KEY)
+_BY_DATASET = {s.dataset: s for s in SPECS}
+
+
+def build_face_model(num_landmarks: int = 98, arch: str = 'hrnet_w18', dataset: Optional[str] = None,
+                     checkpoint_path: Optional[str] = None, **kwargs: Any) -> FaceHRNet:
+    """HRNetV2 landmark model on trunk ``arch``: the model of ``dataset`` ('wflw', '300w', 'aflw',
+    'cofw': its landmark count and flip pairs), or ``num_landmarks`` heatmaps without flip pairs.
+    ``checkpoint_path``: an official ``HR18-*.pth``, an engine checkpoint or a safetensors file."""
+    if dataset is not None:
+        if dataset not in _BY_DATASET:
+            raise ValueError(f'unknown face dataset {dataset!r}; choose one of {sorted(_BY_DATASET)}')
+        spec = _BY_DATASET[dataset]
+    else:
+        spec = _BY_DATASET['wflw']
+        kwargs.update(num_landmarks=num_landmarks, flip_pairs=kwargs.get('flip_pairs', ()))
+    return BUILDERS[spec.name](checkpoint_path=checkpoint_path, arch=arch, **kwargs)
