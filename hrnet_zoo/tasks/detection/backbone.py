@@ -2,20 +2,25 @@
 the official HRNet-Object-Detection backbone and the ImageNet weights) followed by the HRFPN neck
 (:class:`~hrnet_zoo.representations.HRNetV2p`). ``forward`` returns the ``OrderedDict`` of levels
 ``'0'..'4'`` that torchvision's detectors expect, and ``out_channels`` (256) tells their heads.
+:func:`load_backbone_weights` initialises it from ImageNet, a classifier or an official
+mmdetection checkpoint (trunk + neck, :data:`MMDET_KEY_MAP`).
 """
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
-from typing import Dict, Mapping
+from typing import Dict, List, Mapping, Union
 
 import torch
 from torch import nn
 
 from ...backbone import HRNet
+from ...checkpoint import (KeyMap, WeightsError, load_strict, load_trunk, read_state_dict,
+                           unwrap_state_dict)
 from ...configs import HRNetConfig
 from ...representations import HRNetV2p
 
-__all__ = ['HRNetV2pBackbone', 'convert_official_detection_state_dict']
+__all__ = ['HRNetV2pBackbone', 'MMDET_KEY_MAP', 'load_backbone_weights', 'convert_official_detection_state_dict']
 
 
 class HRNetV2pBackbone(HRNet):
@@ -52,19 +57,41 @@ class HRNetV2pBackbone(HRNet):
         return OrderedDict(zip(self.level_names, levels))
 
 
+# An official HRNet-Object-Detection / mmdetection checkpoint -> our detectors: the trunk stays
+# under ``backbone.``, the HRFPN neck moves under ``backbone.neck.`` (``reduction_conv.0``,
+# ``fpn_conv.k``); mmdetection's RPN / RoI heads have another layout than torchvision's and are
+# dropped (they start from scratch).
+MMDET_KEY_MAP = KeyMap(strip=('module.',), rename=(('neck.', 'backbone.neck.'),), keep=('backbone.',))
+
+
 def convert_official_detection_state_dict(state: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Keys of an official HRNet-Object-Detection (mmdetection) checkpoint that fit our detectors:
-    ``backbone.*`` -> ``backbone.*`` (the trunk), ``neck.*`` -> ``backbone.neck.*`` (HRFPN:
-    ``reduction_conv.0``, ``fpn_conv.k``). mmdetection's RPN / RoI heads have another layout than
-    torchvision's and are not converted (they start from scratch)."""
-    if 'state_dict' in state and isinstance(state['state_dict'], Mapping):
-        state = state['state_dict']
-    out = {}
-    for k, v in state.items():
-        if k.startswith('module.'):
-            k = k[len('module.'):]
-        if k.startswith('backbone.'):
-            out[k] = v
-        elif k.startswith('neck.'):
-            out['backbone.' + k] = v
-    return out
+    """The trunk + neck keys of an official mmdetection checkpoint (bare or under ``state_dict``)
+    in our detectors' layout: :data:`MMDET_KEY_MAP` applied."""
+    return MMDET_KEY_MAP.apply(unwrap_state_dict(state))
+
+
+def load_backbone_weights(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, torch.Tensor]]) -> List[str]:
+    """Initialise a detector's backbone (keys ``backbone.*``) from ``source``: ``'imagenet'``
+    (timm's weights of ``model.pretrained_cfg['trunk']``) or a classifier checkpoint initialise
+    the trunk (the neck stays new); an official HRNet-Object-Detection / mmdetection checkpoint
+    (``backbone.*`` + ``neck.*``) initialises the trunk and the HRFPN neck (:data:`MMDET_KEY_MAP`).
+    A path or a state_dict; returns the keys loaded. Errors name the file and the keys."""
+    if isinstance(source, (str, os.PathLike)) and str(source) == 'imagenet':
+        return load_trunk(model, 'imagenet', prefix='backbone.')
+    is_path = isinstance(source, (str, os.PathLike))
+    state, where = (read_state_dict(source), str(source)) if is_path else (unwrap_state_dict(source), '<state_dict>')
+    if not any(k.startswith(('neck.', 'module.neck.')) for k in state):  # a classifier (trunk keys only)
+        return _with_source(where, load_trunk, model, state, prefix='backbone.')
+    state = MMDET_KEY_MAP.apply(state)
+    loaded = _with_source(where, load_trunk, model, state, prefix='backbone.')
+    neck = {k[len('backbone.neck.'):]: v for k, v in state.items() if k.startswith('backbone.neck.')}
+    load_strict(model.backbone.neck, neck, f'{where} (HRFPN neck, neck.* keys)')
+    return loaded + ['backbone.neck.' + k for k in neck]
+
+
+def _with_source(where: str, fn, *args, **kwargs):
+    """``fn(*args)`` with a :class:`WeightsError` naming the file ``where`` (a state_dict read once)."""
+    try:
+        return fn(*args, **kwargs)
+    except WeightsError as e:
+        raise type(e)(str(e).replace('<state_dict>', where, 1)) from None

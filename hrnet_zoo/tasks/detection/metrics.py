@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import contextlib
 import io
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 import torch
+from torchvision.ops import box_convert
+
+__all__ = ['CocoEvaluator', 'STAT_NAMES']
 
 STAT_NAMES = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
 
 
 def _xywh(boxes: torch.Tensor) -> List[List[float]]:
-    b = boxes.detach().float().cpu()
-    return torch.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1).tolist() if len(b) else []
+    """xyxy boxes as COCO's [x, y, w, h] lists."""
+    return box_convert(boxes.detach().float().cpu().reshape(-1, 4), 'xyxy', 'xywh').tolist()
 
 
 def _rle(masks: torch.Tensor) -> List[dict]:
@@ -115,21 +118,3 @@ class CocoEvaluator:
                 ev.summarize()
             out.update({f'{iou_type}_{n}': float(max(v, 0.0)) for n, v in zip(STAT_NAMES, ev.stats[:6])})
         return out
-
-
-@torch.no_grad()
-def evaluate_detector(model, loader, device='cpu', iou_types: Optional[Sequence[str]] = None,
-                      coco_gt=None) -> Dict[str, float]:
-    """Run ``model`` (eval mode) over ``loader`` (yielding ``(images, targets)`` lists) and return COCO AP."""
-    if iou_types is None:
-        iou_types = ('bbox', 'segm') if getattr(model, 'roi_heads', None) is not None and \
-            getattr(model.roi_heads, 'has_mask', lambda: False)() else ('bbox',)
-    evaluator = CocoEvaluator(iou_types, coco_gt)
-    was_training = model.training
-    model.eval()
-    for images, targets in loader:
-        outputs = model([im.to(device) for im in images])
-        evaluator.update([{k: v.cpu() if torch.is_tensor(v) else v for k, v in t.items()} for t in targets],
-                         [{k: v.cpu() for k, v in o.items()} for o in outputs])
-    model.train(was_training)
-    return evaluator.compute()

@@ -11,11 +11,17 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
+
+__all__ = ['check_target', 'collate', 'SyntheticBoxes', 'CocoDetectionDataset', 'train_transform']
 
 
 def check_target(target: Dict[str, torch.Tensor], image: torch.Tensor, num_classes: Optional[int] = None,
                  name: str = 'sample') -> Dict[str, torch.Tensor]:
-    """Validate (and normalise the dtypes of) one detection target; clear errors name the sample."""
+    """Validate (and normalise the dtypes of) one detection target; clear errors name the sample.
+    Hand-written: ``v2.SanitizeBoundingBoxes`` silently drops bad boxes, this must report them."""
     if 'boxes' not in target or 'labels' not in target:
         raise ValueError(f'{name}: a target needs "boxes" and "labels" (use empty tensors for no objects)')
     boxes = torch.as_tensor(target['boxes'], dtype=torch.float32).reshape(-1, 4) if len(target['boxes']) == 0 \
@@ -54,7 +60,8 @@ def collate(batch: List[Tuple[torch.Tensor, dict]]) -> Tuple[List[torch.Tensor],
 class SyntheticBoxes(Dataset):
     """Deterministic synthetic detection set: on a noisy background, up to ``max_objects`` filled
     squares (class 1) and discs (class 2, ...) in class colours, with exact boxes and masks; a
-    fraction ``empty_ratio`` of images has no object at all (negative samples)."""
+    fraction ``empty_ratio`` of images has no object at all (negative samples). The stand-in for
+    COCO in tests and ``--data synthetic`` runs."""
 
     COLOURS = ((0.85, 0.2, 0.2), (0.2, 0.85, 0.2), (0.2, 0.2, 0.85))
 
@@ -101,7 +108,9 @@ class SyntheticBoxes(Dataset):
 class CocoDetectionDataset(Dataset):
     """COCO-format detection data (``images_dir`` + instances JSON) via torchvision's
     ``CocoDetection`` and its transforms-v2 wrapper (boxes xyxy, labels = COCO category ids, masks).
-    Crowd annotations are dropped; ``transform(image, target)`` is applied last if given."""
+    Crowd annotations are dropped; ``transform(image, target)`` (a ``transforms.v2`` transform,
+    e.g. :func:`train_transform`) is applied last to ``tv_tensors`` (``Image``, ``BoundingBoxes``,
+    ``Mask``); the sample comes out as plain tensors."""
 
     def __init__(self, images_dir, ann_file, masks: bool = False, transform: Optional[Callable] = None):
         from torchvision.datasets import CocoDetection, wrap_dataset_for_transforms_v2
@@ -116,39 +125,31 @@ class CocoDetectionDataset(Dataset):
         return len(self.ds)
 
     def __getitem__(self, index: int):
-        from torchvision.transforms.v2 import functional as TF
         image, target = self.ds[index]
-        image = TF.to_dtype(TF.to_image(image), torch.float32, scale=True)
+        image = tv_tensors.Image(TF.to_dtype(TF.to_image(image), torch.float32, scale=True))
         h, w = image.shape[-2:]
         boxes = torch.as_tensor(target.get('boxes', torch.zeros(0, 4))).reshape(-1, 4).float()
         labels = torch.as_tensor(target.get('labels', torch.zeros(0))).long()
         keep = ~torch.as_tensor(target.get('iscrowd', torch.zeros(len(labels)))).bool()
         keep &= (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-        out = dict(boxes=boxes[keep], labels=labels[keep], image_id=int(target['image_id']),
-                   size=torch.tensor([h, w]))
+        out = dict(boxes=tv_tensors.BoundingBoxes(boxes[keep], format='XYXY', canvas_size=(h, w)),
+                   labels=labels[keep], image_id=int(target['image_id']), size=torch.tensor([h, w]))
         if self.masks:
             m = torch.as_tensor(target.get('masks', torch.zeros(0, h, w))).to(torch.uint8)
-            out['masks'] = m[keep] if len(m) else torch.zeros(0, h, w, dtype=torch.uint8)
+            out['masks'] = tv_tensors.Mask(m[keep] if len(m) else torch.zeros(0, h, w, dtype=torch.uint8))
         if self.transform is not None:
             image, out = self.transform(image, out)
+        image, out = _plain(image), {k: _plain(v) for k, v in out.items()}
         return image, check_target(out, image, None, f'{self.base.ids[index]}')
 
 
-class RandomHorizontalFlip:
-    """Flip image, boxes and masks with probability ``p`` (the detectors' training augmentation;
-    torchvision's GeneralizedRCNNTransform does the resizing and normalisation)."""
+def train_transform(hflip: float = 0.5) -> v2.Transform:
+    """The detectors' training augmentation on ``(image, target)`` with tv_tensors (what
+    :class:`CocoDetectionDataset` passes): flip image, boxes and masks with probability ``hflip``
+    (``v2.RandomHorizontalFlip``; torchvision's GeneralizedRCNNTransform resizes and normalises)."""
+    return v2.RandomHorizontalFlip(hflip)
 
-    def __init__(self, p: float = 0.5):
-        self.p = p
 
-    def __call__(self, image: torch.Tensor, target: Dict[str, torch.Tensor]):
-        if float(torch.rand(())) >= self.p:
-            return image, target
-        w = image.shape[-1]
-        target = dict(target)
-        boxes = target['boxes'].clone()
-        boxes[:, [0, 2]] = w - target['boxes'][:, [2, 0]]
-        target['boxes'] = boxes
-        if 'masks' in target:
-            target['masks'] = target['masks'].flip(-1)
-        return image.flip(-1), target
+def _plain(value):
+    """A tv_tensor as a plain tensor (what the detectors and :func:`check_target` take)."""
+    return value.as_subclass(torch.Tensor) if isinstance(value, tv_tensors.TVTensor) else value
