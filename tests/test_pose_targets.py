@@ -8,7 +8,8 @@ import torch
 from hrnet_zoo.tasks.heatmap import (decode_heatmaps, flip_back, heatmap_coords, predict_heatmaps,
                                          to_image_coords)
 from hrnet_zoo.tasks.heatmap import JointsMSELoss, gaussian_heatmaps
-from hrnet_zoo.tasks.topdown import (COCO_FLIP_PAIRS, affine_matrix, apply_affine, box_to_center_scale,
+from hrnet_zoo.tasks.pose.specs import COCO_FLIP_PAIRS
+from hrnet_zoo.tasks.topdown import (affine_matrix, apply_affine, box_to_center_scale,
                                              clip_box, flip_keypoints, warp_image)
 
 HM = (64, 48)  # heatmap (h, w) of a 256x192 input

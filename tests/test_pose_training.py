@@ -7,10 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
+import hrnet_zoo
+
 from hrnet_zoo.tasks.pose.__main__ import main
-from hrnet_zoo.tasks.pose.dataset import COCOKeypoints
+from hrnet_zoo.tasks.pose.data import COCOKeypoints
 from hrnet_zoo.tasks.pose.evaluate import evaluate_coco
-from hrnet_zoo.tasks.pose.model import build_pose_model
 from hrnet_zoo.tasks.pose.synthetic import write_synthetic_coco
 from hrnet_zoo.tasks.pose.training import fit_pose
 from hrnet_zoo.train.engine import TrainConfig
@@ -27,7 +28,7 @@ def test_small_pose_model_trains_to_ap_far_above_random(tmp_path):
                               train=True, rotation_factor=30, scale_factor=0.25)
     val_set = COCOKeypoints(*write_synthetic_coco(str(tmp_path / 'val'), 16, seed=2), input_size=SIZE)
     torch.manual_seed(0)
-    model = build_pose_model(arch='hrnet_w18_small', num_keypoints=5, input_size=SIZE)
+    model = hrnet_zoo.create_model('hrnet_pose', arch='hrnet_w18_small', num_keypoints=5, input_size=SIZE)
     random_ap = evaluate_coco(model, val_set, flip_test=False, sigmas=SIGMAS)['AP']
     cfg = TrainConfig(out_dir=str(tmp_path / 'run'), epochs=100, max_steps=STEPS, batch_size=8, optimizer='adam',
                       lr=2e-3, weight_decay=0.0, sched='constant', progress=False, device='cpu',

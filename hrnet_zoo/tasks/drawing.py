@@ -1,4 +1,5 @@
-"""Draw keypoints / landmarks (and an optional skeleton) on an image with PIL and save a PNG."""
+"""Draw keypoints / landmarks (and an optional skeleton and boxes) on an image with torchvision's
+drawing utilities and save a PNG."""
 from __future__ import annotations
 
 import os
@@ -6,7 +7,8 @@ import tempfile
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
-from PIL import Image, ImageDraw
+import torch
+from PIL import Image
 
 COLORS = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
           (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212))
@@ -14,25 +16,33 @@ COLORS = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130
 
 def draw_keypoints(image: Image.Image, keypoints: np.ndarray, scores: Optional[np.ndarray] = None,
                    skeleton: Sequence[Tuple[int, int]] = (), threshold: float = 0.2,
-                   radius: Optional[float] = None, box: Optional[Sequence[float]] = None) -> Image.Image:
+                   radius: Optional[float] = None, box: Optional[Sequence[float]] = None,
+                   boxes: Optional[np.ndarray] = None) -> Image.Image:
     """A copy of ``image`` with each instance's keypoints (N, K, 2) drawn as dots (those with
-    score > ``threshold``), limbs from ``skeleton`` and the person ``box`` [x, y, w, h]."""
-    out = image.convert('RGB').copy()
-    draw = ImageDraw.Draw(out)
-    kpts = np.asarray(keypoints, dtype=np.float64).reshape(-1, np.shape(keypoints)[-2], 2)
-    conf = np.ones(kpts.shape[:2]) if scores is None else np.asarray(scores).reshape(kpts.shape[:2])
-    r = radius or max(1.5, min(out.size) / 150)
-    if box is not None:
-        x, y, w, h = box
-        draw.rectangle([x, y, x + w, y + h], outline=(255, 255, 255))
-    for pts, c in zip(kpts, conf):
-        for a, b in skeleton:
-            if c[a] > threshold and c[b] > threshold:
-                draw.line([tuple(pts[a]), tuple(pts[b])], fill=(0, 255, 0), width=max(1, int(r / 2)))
-        for k, ((x, y), s) in enumerate(zip(pts, c)):
-            if s > threshold:
-                draw.ellipse([x - r, y - r, x + r, y + r], fill=COLORS[k % len(COLORS)], outline=(0, 0, 0))
-    return out
+    score > ``threshold``; keypoint ``k`` in colour ``k``), limbs from ``skeleton`` and the person
+    ``box`` [x, y, w, h] (or one box per instance, ``boxes`` (N, 4)), by
+    ``torchvision.utils.draw_keypoints`` / ``draw_bounding_boxes``."""
+    from torchvision.ops import box_convert
+    from torchvision.utils import draw_bounding_boxes, draw_keypoints as tv_draw_keypoints
+    out = torch.from_numpy(np.array(image.convert('RGB'))).permute(2, 0, 1).contiguous()
+    kpts = torch.as_tensor(np.asarray(keypoints, dtype=np.float32).reshape(-1, np.shape(keypoints)[-2], 2))
+    conf = (torch.ones(kpts.shape[:2]) if scores is None
+            else torch.as_tensor(np.asarray(scores, dtype=np.float32)).reshape(kpts.shape[:2]))
+    r = int(round(radius or max(1.5, min(image.size) / 150)))
+    all_boxes = [box] if box is not None else ([] if boxes is None else list(np.asarray(boxes).reshape(-1, 4)))
+    if all_boxes:
+        xyxy = box_convert(torch.as_tensor(np.asarray(all_boxes, dtype=np.float32)), 'xywh', 'xyxy')
+        out = draw_bounding_boxes(out, xyxy, colors=(255, 255, 255))
+    if len(kpts) == 0:
+        return Image.fromarray(out.permute(1, 2, 0).numpy())
+    visible = conf > threshold
+    if skeleton:
+        out = tv_draw_keypoints(out, kpts, connectivity=list(skeleton), colors=(0, 255, 0), radius=0,
+                                width=max(1, r // 2), visibility=visible)
+    for k in range(kpts.shape[1]):  # one call per keypoint: torchvision draws one colour per call
+        out = tv_draw_keypoints(out, kpts[:, k:k + 1], colors=COLORS[k % len(COLORS)], radius=r,
+                                visibility=visible[:, k:k + 1])
+    return Image.fromarray(out.permute(1, 2, 0).numpy())
 
 
 def save_png(image: Image.Image, path: str) -> str:

@@ -23,21 +23,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from torchvision.transforms.v2 import functional as TF
 
 PIXEL_STD = 200.0
 BOX_PADDING = 1.25
-
-# COCO's 17 keypoints (nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles) pair up
-# left/right as (1,2), (3,4), ..., (15,16) (0-based), as in the official COCODataset.flip_pairs.
-COCO_FLIP_PAIRS: Tuple[Tuple[int, int], ...] = tuple((i, i + 1) for i in range(1, 17, 2))
-COCO_KEYPOINT_NAMES = (
-    'nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear', 'left_shoulder', 'right_shoulder',
-    'left_elbow', 'right_elbow', 'left_wrist', 'right_wrist', 'left_hip', 'right_hip', 'left_knee',
-    'right_knee', 'left_ankle', 'right_ankle')
-COCO_SKELETON = (  # 0-based limb pairs, for drawing
-    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
-    (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6))
-
 
 def box_to_center_scale(box: Sequence[float], aspect_ratio: float, padding: float = BOX_PADDING,
                         pixel_std: float = PIXEL_STD) -> Tuple[np.ndarray, np.ndarray]:
@@ -62,7 +51,7 @@ def clip_box(box: Sequence[float], width: int, height: int):
     """Clip a COCO box ``[x, y, w, h]`` to the image ``[0, width-1] x [0, height-1]``.
 
     Returns the clipped box, or ``None`` when nothing of it lies inside the image (documented
-    behaviour: such boxes are skipped by :class:`~hrnet_zoo.tasks.pose.dataset.COCOKeypoints`).
+    behaviour: such boxes are skipped by :class:`~hrnet_zoo.tasks.pose.data.COCOKeypoints`).
     """
     x, y, w, h = (float(v) for v in box[:4])
     x1, y1 = max(0.0, x), max(0.0, y)
@@ -103,7 +92,9 @@ def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 def warp_image(image: torch.Tensor, matrix: np.ndarray, output_size: Tuple[int, int]) -> torch.Tensor:
     """Crop ``image`` (C, H, W float) with the image -> crop ``matrix`` by bilinear sampling;
-    outside the image is zero. Returns (C, out_h, out_w)."""
+    outside the image is zero. Returns (C, out_h, out_w). Hand-written because
+    ``torchvision.transforms.v2.functional.affine`` keeps the input's size and its own centre
+    convention, while a top-down crop maps a box onto an output of another size."""
     c, h, w = image.shape
     out_h, out_w = output_size
     full = np.vstack([matrix, [0.0, 0.0, 1.0]])
@@ -143,6 +134,13 @@ def load_image(path: str) -> torch.Tensor:
 
 def normalize(image: torch.Tensor) -> torch.Tensor:
     """ImageNet mean/std normalisation of a (3, H, W) tensor in [0, 1]."""
-    mean = torch.tensor(IMAGENET_DEFAULT_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_DEFAULT_STD).view(3, 1, 1)
-    return (image - mean) / std
+    return TF.normalize(image, list(IMAGENET_DEFAULT_MEAN), list(IMAGENET_DEFAULT_STD))
+
+
+def crop_box(image: torch.Tensor, box: Sequence[float], output_size: Tuple[int, int],
+             padding: float = BOX_PADDING) -> Tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """The top-down crop of ``box`` [x, y, w, h] from ``image`` (C, H, W float): the box grown to
+    the output's aspect ratio and padded (:func:`box_to_center_scale`), warped to ``output_size``
+    (H, W). Returns ``(crop, center, scale)``."""
+    center, scale = box_to_center_scale(box, output_size[1] / output_size[0], padding)
+    return warp_image(image, affine_matrix(center, scale, 0.0, output_size), output_size), center, scale

@@ -1,21 +1,30 @@
 """Pose fine-tuning on the shared engine (:mod:`hrnet_zoo.train.engine`): the heatmap loss as
-``loss_fn(model, batch)``, COCO AP as ``eval_fn(model)``, and loading of weights from engine or
-official checkpoints. The official COCO recipe: Adam, lr 1e-3, x0.1 at epochs 170 and 200,
-210 epochs, 32 images per GPU on 4 GPUs (``experiments/coco/hrnet/w32_256x192_adam_lr1e-3.yaml``).
+``loss_fn(model, batch)``, COCO AP as ``eval_fn(model)`` and :func:`fit_pose`. The recipe is
+``hrnet_zoo/train/recipes/pose_coco.yaml`` (the official COCO config), read by
+:func:`hrnet_zoo.train.recipes.load_recipe`; :func:`dataset_options` turns its ``data`` section
+into :class:`~.data.COCOKeypoints` arguments.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
 
 from ...train.engine import TrainConfig, Trainer
-from .evaluate import evaluate_coco
 from ..heatmap import JointsMSELoss
+from .evaluate import evaluate_coco
 
-POSE_RECIPE = dict(optimizer='adam', lr=1e-3, weight_decay=0.0, sched='step', milestones=(170, 200),
-                   gamma=0.1, epochs=210, batch_size=32, best_metric='AP', best_mode='max')
+__all__ = ['heatmap_loss_fn', 'coco_eval_fn', 'fit_pose', 'dataset_options', 'DATA_KEYS']
+
+# the recipe's data keys that are COCOKeypoints arguments
+DATA_KEYS = ('sigma', 'unbiased', 'scale_factor', 'rotation_factor', 'rotation_prob', 'flip_prob', 'half_body_prob',
+             'half_body_min_joints', 'joint_weights')
+
+
+def dataset_options(data: Mapping[str, Any]) -> Dict[str, Any]:
+    """:class:`~.data.COCOKeypoints` keyword arguments from a pose recipe's ``data`` section."""
+    return {k: data[k] for k in DATA_KEYS if k in data}
 
 
 def heatmap_loss_fn(criterion: Optional[nn.Module] = None) -> Callable[[nn.Module, Dict[str, Any]], torch.Tensor]:
@@ -28,29 +37,24 @@ def heatmap_loss_fn(criterion: Optional[nn.Module] = None) -> Callable[[nn.Modul
 
 
 def coco_eval_fn(val_set, batch_size: int = 32, flip_test: bool = True, method: str = 'quarter',
-                 sigmas: Optional[Sequence[float]] = None) -> Callable[[nn.Module], Dict[str, float]]:
-    """``eval_fn(model)`` for the engine: COCO keypoint AP/AR on ``val_set``."""
+                 sigmas: Optional[Sequence[float]] = None, **options: Any) -> Callable[[nn.Module], Dict[str, float]]:
+    """``eval_fn(model)`` for the engine: COCO keypoint AP/AR on ``val_set`` (``options``: those of
+    :func:`~.evaluate.evaluate_coco`, e.g. ``oks_thresh`` for a set on detection boxes)."""
     def eval_fn(model: nn.Module) -> Dict[str, float]:
         return evaluate_coco(model, val_set, batch_size=batch_size, flip_test=flip_test, method=method,
-                             sigmas=sigmas)
+                             sigmas=sigmas, **options)
     return eval_fn
 
 
 def fit_pose(model: nn.Module, train_set, cfg: TrainConfig, val_set=None, flip_test: bool = True,
-             method: str = 'quarter', sigmas: Optional[Sequence[float]] = None) -> Dict[str, Any]:
+             method: str = 'quarter', sigmas: Optional[Sequence[float]] = None,
+             eval_batch_size: Optional[int] = None) -> Dict[str, Any]:
     """Train ``model`` with the engine; evaluates COCO AP on ``val_set`` each epoch and once more
     at the end if training stopped mid-epoch (``max_steps``). Returns the engine's result dict."""
-    eval_fn = coco_eval_fn(val_set, cfg.batch_size, flip_test, method, sigmas) if val_set is not None else None
+    eval_fn = (coco_eval_fn(val_set, eval_batch_size or cfg.batch_size, flip_test, method, sigmas)
+               if val_set is not None else None)
     trainer = Trainer(model, train_set, heatmap_loss_fn(), cfg, eval_fn=eval_fn)
     result = trainer.fit()
     if eval_fn is not None and not result['metrics']:
         result['metrics'] = trainer.evaluate()
     return result
-
-
-def load_pose_weights(model: nn.Module, path: str) -> nn.Module:
-    """Weights from an engine checkpoint (``last.pth`` / ``best.pth``, with ``'model'``) or from
-    an official pose checkpoint / ``.safetensors`` file in the official key layout."""
-    from ...train.checkpoint import load_weights
-    from .model import load_official_pose_checkpoint
-    return load_weights(model, path, official_loader=load_official_pose_checkpoint)

@@ -1,8 +1,9 @@
 """COCO keypoint AP (object keypoint similarity, OKS) through ``pycocotools``' COCOeval.
 
 Predictions become COCO result records; their score is the box score times the mean confidence
-of the keypoints above ``in_vis_thre`` (0.2), the official rescoring. With ground-truth boxes
-(one prediction per annotated person) no OKS-NMS is applied.
+of the keypoints above ``in_vis_thre`` (0.2), the official rescoring (:func:`rescore`). With
+ground-truth boxes (one prediction per annotated person) no OKS-NMS is applied; with detection
+boxes :mod:`.evaluate` removes duplicates with OKS-NMS (:mod:`.nms`) first.
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import json
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
+
+__all__ = ['COCO_OKS_SIGMAS', 'STAT_NAMES', 'coco_keypoint_ap', 'keypoint_results', 'rescore', 'load_coco']
 
 STAT_NAMES = ('AP', 'AP50', 'AP75', 'AP_M', 'AP_L', 'AR', 'AR50', 'AR75', 'AR_M', 'AR_L')
 # OKS per-keypoint constants of COCO's 17 keypoints (pycocotools' defaults, Ronchi & Perona).
@@ -50,17 +53,19 @@ def keypoint_results(image_ids: Sequence[int], keypoints: np.ndarray, scores: np
     n = len(image_ids)
     if keypoints.shape[0] != n or scores.shape[:2] != keypoints.shape[:2]:
         raise ValueError(f'{n} image ids, keypoints {keypoints.shape}, scores {scores.shape} do not match')
-    box_scores = np.ones(n) if box_scores is None else np.asarray(box_scores, dtype=np.float64)
-    results = []
-    for i in range(n):
-        conf = scores[i]
-        good = conf > in_vis_thre
-        kpt_score = conf[good].mean() if good.any() else 0.0
-        flat = np.concatenate([keypoints[i], conf[:, None]], axis=1).reshape(-1)
-        results.append({'image_id': int(image_ids[i]), 'category_id': int(category_id),
-                        'keypoints': [float(v) for v in flat],
-                        'score': float(kpt_score * box_scores[i])})
-    return results
+    person = rescore(scores, np.ones(n) if box_scores is None else box_scores, in_vis_thre)
+    flat = np.concatenate([keypoints, scores[..., None]], axis=-1).reshape(n, -1)
+    return [{'image_id': int(image_ids[i]), 'category_id': int(category_id),
+             'keypoints': [float(v) for v in flat[i]], 'score': float(person[i])} for i in range(n)]
+
+
+def rescore(scores: np.ndarray, box_scores: Sequence[float], vis_thresh: float = 0.2) -> np.ndarray:
+    """The official person score: box score x the mean confidence of the keypoints scoring above
+    ``vis_thresh`` (0 when none does). ``scores`` (N, K), ``box_scores`` (N,) -> (N,)."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(len(box_scores), -1)
+    good = scores > vis_thresh
+    mean = np.where(good, scores, 0.0).sum(1) / np.maximum(good.sum(1), 1)
+    return mean * np.asarray(box_scores, dtype=np.float64)
 
 
 def coco_keypoint_ap(ann: Union[str, dict, object], results: List[dict],

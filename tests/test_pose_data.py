@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from hrnet_zoo.tasks.pose.dataset import COCOKeypoints
+from hrnet_zoo.tasks.pose.data import COCOKeypoints
 from hrnet_zoo.tasks.heatmap import decode_heatmaps
-from hrnet_zoo.tasks.pose.metric import coco_keypoint_ap, keypoint_results
+from hrnet_zoo.tasks.pose.metrics import coco_keypoint_ap, keypoint_results
 from hrnet_zoo.tasks.pose.synthetic import write_synthetic_coco
 from hrnet_zoo.tasks.topdown import affine_matrix, apply_affine
 

@@ -5,10 +5,13 @@ import pytest
 import torch
 
 import hrnet_zoo
-from hrnet_zoo.tasks.pose.model import (PoseHRNet, build_pose_model, convert_official_pose_state_dict,
-                                        load_official_pose_checkpoint)
+from hrnet_zoo.tasks.pose import PoseHRNet, convert_official_pose_state_dict, load_official_checkpoint
 
 from conftest import randomize_bn
+
+
+def hrnet_pose(**kwargs):
+    return hrnet_zoo.create_model('hrnet_pose', **kwargs)
 
 POSE_NAMES = ['hrnet_w32_pose_coco_256x192', 'hrnet_w32_pose_coco_384x288',
               'hrnet_w48_pose_coco_256x192', 'hrnet_w48_pose_coco_384x288']
@@ -32,14 +35,14 @@ def test_registered_names_and_generic_builder():
 
 
 def test_last_stage_fuses_only_into_high_resolution_branch():
-    m = build_pose_model(arch='hrnet_w18_small', num_keypoints=3)
+    m = hrnet_pose(arch='hrnet_w18_small', num_keypoints=3)
     assert len(m.stage4[-1].fuse_layers) == 1  # V1: only the high-resolution output is fused
     assert not any(k.startswith('stage4.0.fuse_layers.1') for k in m.state_dict())
 
 
 @pytest.mark.parametrize('size', [(64, 48), (70, 50)])
 def test_heatmap_shape_is_quarter_resolution(size):
-    m = build_pose_model(arch='hrnet_w18_small', num_keypoints=17).eval()
+    m = hrnet_pose(arch='hrnet_w18_small', num_keypoints=17).eval()
     with torch.no_grad():
         y = m(torch.randn(2, 3, *size))
     assert y.shape == (2, 17, -(-size[0] // 4), -(-size[1] // 4))
@@ -54,7 +57,7 @@ def official_layout_state_dict(model, seed=0):
 
 
 def test_official_key_map_loads_strictly_and_gives_same_heatmaps(tmp_path):
-    ref = randomize_bn(build_pose_model(width=32))
+    ref = randomize_bn(hrnet_pose(width=32))
     sd = official_layout_state_dict(ref)
     for k in list(sd):  # official BN statistics must stay valid
         if k.endswith('running_var'):
@@ -76,24 +79,24 @@ def test_official_key_map_loads_strictly_and_gives_same_heatmaps(tmp_path):
 
 
 def test_checkpoint_with_other_keypoint_count_is_a_clear_error():
-    m = build_pose_model(arch='hrnet_w18_small', num_keypoints=17)
-    sd = build_pose_model(arch='hrnet_w18_small', num_keypoints=16).state_dict()
+    m = hrnet_pose(arch='hrnet_w18_small', num_keypoints=17)
+    sd = hrnet_pose(arch='hrnet_w18_small', num_keypoints=16).state_dict()
     with pytest.raises(ValueError, match='16 keypoints.*num_keypoints=16'):
-        load_official_pose_checkpoint(m, sd)
+        load_official_checkpoint(m, sd)
 
 
 def test_checkpoint_of_another_width_or_missing_keys_is_a_clear_error():
-    m = build_pose_model(arch='hrnet_w18_small', num_keypoints=17)
+    m = hrnet_pose(arch='hrnet_w18_small', num_keypoints=17)
     sd = dict(m.state_dict())
     sd['stage2.0.branches.0.0.conv1.weight'] = torch.zeros(18, 18, 3, 3)  # a W18 tensor in a W16 model
     with pytest.raises(ValueError, match='shape mismatch.*stage2.0.branches.0.0.conv1.weight'):
-        load_official_pose_checkpoint(m, sd)
+        load_official_checkpoint(m, sd)
     with pytest.raises(KeyError, match='unexpected keys.*layer1.1.bn1'):
-        load_official_pose_checkpoint(m, build_pose_model(width=18).state_dict())
+        load_official_checkpoint(m, hrnet_pose(width=18).state_dict())
     sd = dict(m.state_dict())
     del sd['stage2.0.branches.0.0.conv1.weight']
     with pytest.raises(KeyError, match='missing keys.*stage2.0.branches.0.0.conv1.weight'):
-        load_official_pose_checkpoint(m, sd)
+        load_official_checkpoint(m, sd)
 
 
 def test_pretrained_without_local_checkpoint_explains_what_to_do():
