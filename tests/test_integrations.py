@@ -46,7 +46,8 @@ def test_every_timm_feature_cls_gives_the_same_maps(classifier, feature_cls):
     to hrnet-zoo's own features model, and every feature_info module exists in the classifier."""
     kw = {} if feature_cls is None else dict(feature_cls=feature_cls)
     m = timm.create_model(NAME, features_only=True, **kw).eval()
-    inner = m if feature_cls is None else getattr(m, {'hook': 'body', 'fx': 'graph_module', 'getter': 'model'}[feature_cls])
+    wrapped = {None: None, 'hook': 'body', 'fx': 'graph_module', 'getter': 'model'}[feature_cls]
+    inner = m if wrapped is None else getattr(m, wrapped)  # the classifier inside timm's wrapper
     missing, _ = inner.load_state_dict(classifier.state_dict(), strict=False)
     assert not missing
     modules = dict(classifier.named_modules())

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -81,6 +83,106 @@ def test_stop_and_resume_reproduces_losses(tmp_path):
     rows = (tmp_path / 'cut' / 'log.csv').read_text().splitlines()
     assert len(rows) == 1 + full['steps']  # one row per step, no duplicates after the resume
     assert len((tmp_path / 'cut' / 'metrics.jsonl').read_text().splitlines()) == 2  # one row per epoch
+
+
+class _Augmented(torch.utils.data.Dataset):
+    """Digits with random flips, shifts and noise drawn from python's random, numpy and torch
+    (the generators torchvision / timm / albumentations transforms use)."""
+
+    def __init__(self, base):
+        self.base = base
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        x, y = self.base[i]
+        if random.random() < 0.5:
+            x = x.flip(-1)
+        x = torch.roll(x, shifts=int(np.random.randint(-1, 2)), dims=-2)
+        return x + 0.3 * torch.randn_like(x), y
+
+
+@pytest.fixture(scope='module')
+def augmented_run(tmp_path_factory):
+    """(augmented digits, losses of an uninterrupted 2-epoch run loading them in 2 workers)."""
+    data = _Augmented(DigitsDataset('train', size=8))
+    _, full = _fit(tmp_path_factory.mktemp('full'), data, num_workers=2)
+    return data, torch.tensor(full['losses'])
+
+
+def test_resume_with_workers_reproduces_augmented_losses(tmp_path, augmented_run):
+    """With random augmentation in 2 data-loader workers, stopping mid-epoch and resuming gives
+    the uninterrupted run's losses; so does loading in the main process (num_workers=0): each
+    sample's random numbers depend only on (seed, epoch, sample index)."""
+    data, full = augmented_run
+    k = 29  # mid-epoch: 22 updates per epoch
+    _, first = _fit(tmp_path / 'cut', data, num_workers=2, max_steps=k)
+    _, second = _fit(tmp_path / 'cut', data, num_workers=2, resume='auto')
+    resumed = torch.tensor(first['losses'] + second['losses'])
+    print(f'max relative loss difference, 2 workers, resumed at step {k} vs straight:',
+          float(((resumed - full).abs() / full).max()))
+    torch.testing.assert_close(resumed, full)
+    _, main_process = _fit(tmp_path / 'w0', data, num_workers=0)
+    torch.testing.assert_close(torch.tensor(main_process['losses']), full)
+
+
+_HARD_KILL = '''
+import os, signal, sys, torch
+sys.path.insert(0, sys.argv[2])
+from test_train import _fit, _Augmented
+from hrnet_zoo.train.data import DigitsDataset
+save = torch.save
+def save_then_die(obj, f, *a, **k):  # the third periodic save dies half-written
+    if obj['step'] == 15:
+        f.write(b'half a checkpoint')
+        f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return save(obj, f, *a, **k)
+torch.save = save_then_die
+_fit(sys.argv[1], _Augmented(DigitsDataset('train', size=8)), num_workers=2, save_every_steps=5)
+'''
+
+
+def test_hard_kill_loses_at_most_save_every_steps(tmp_path, augmented_run):
+    """A process (2 workers) killed by SIGKILL while writing its third periodic checkpoint:
+    last.pth holds step 10, the half-written temp file is removed when the run restarts, and the
+    resumed run gives the uninterrupted run's losses."""
+    data, full = augmented_run
+    script = tmp_path / 'killed.py'
+    script.write_text(_HARD_KILL)
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / 'cut'), str(REPO / 'tests')],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    stale = list((tmp_path / 'cut').glob('.last.pth.*.tmp'))
+    assert len(stale) == 1 and stale[0].stat().st_size == len(b'half a checkpoint')
+    assert load_checkpoint(tmp_path / 'cut' / 'last.pth')['step'] == 10
+    _, rest = _fit(tmp_path / 'cut', data, num_workers=0, resume='auto')  # any worker count resumes
+    assert rest['start_step'] == 10 and not stale[0].exists()
+    torch.testing.assert_close(torch.tensor(rest['losses']), full[10:])
+
+
+def test_save_every_min_and_stale_temp_cleanup(tmp_path, monkeypatch):
+    """save_every_min writes last.pth when the wall-time interval has passed (here: every step;
+    the epoch end saves once); on start a run deletes only save_checkpoint's temp files."""
+    (tmp_path / 'run').mkdir()
+    for name in ('.last.pth.k3j2h1a0.tmp', '.best.pth.abcd_123.tmp', 'notes.tmp', '.hidden.tmp', 'last.pth.tmp'):
+        (tmp_path / 'run' / name).write_text('x')
+    data = DigitsDataset('train', size=8)
+    saved = []
+    monkeypatch.setattr(Trainer, 'save', lambda self, path=None, also_best=False: saved.append(self.step))
+    _fit(tmp_path / 'run', data, epochs=1, save_every_min=1e-9)
+    assert saved == list(range(1, 23))  # 22 updates: one save per update, the last one by the epoch end
+    assert sorted(p.name for p in (tmp_path / 'run').iterdir() if p.suffix == '.tmp') == [
+        '.hidden.tmp', 'last.pth.tmp', 'notes.tmp']
+    saved.clear()
+    _fit(tmp_path / 'plain', data, epochs=1)
+    assert saved == [22]
+    with pytest.raises(ValueError, match='save_every_min'):
+        TrainConfig(save_every_min=0)
+    with pytest.raises(ValueError, match='save_every_steps'):
+        TrainConfig(save_every_steps=0)
 
 
 def test_sigterm_saves_and_resume_matches(tmp_path):
@@ -231,6 +333,35 @@ def test_cli_errors_exit_2(capsys, tmp_path):
     assert 'unknown recipe' in capsys.readouterr().err
     assert main(['--model', 'hrnet_w18_small', '--out-dir', str(tmp_path)]) == 2  # no data given
     assert 'no data: pass --data-dir' in capsys.readouterr().err
+
+
+def test_cli_timm_names_and_save_flags(capsys):
+    """timm train.py's flag names are aliases of recipe values (shown by --show-recipe, listed by
+    --help); --save-every / --save-every-min reach the engine; bad values exit 2 with a message."""
+    import yaml
+    from hrnet_zoo.train.__main__ import _run_overrides, build_parser, main
+    flags = ['--img-size', '--input-size', '--opt', '--sched', '--warmup-epochs', '--weight-decay', '--smoothing',
+             '--mixup', '--cutmix', '--model-ema-decay', '--save-every', '--save-every-min']
+    text = build_parser().format_help()
+    assert all(f in text for f in flags)
+    assert main(['--show-recipe', '--input-size', '3', '160', '160', '--opt', 'momentum', '--sched', 'multistep',
+                 '--warmup-epochs', '2', '--weight-decay', '5e-5', '--smoothing', '0.1', '--mixup', '0.2',
+                 '--cutmix', '1', '--model-ema-decay', '0.9998', '--set', 'train.epochs=3']) == 0
+    r = yaml.safe_load(capsys.readouterr().out)
+    assert (r['data']['train_size'], r['data']['eval_size'], r['data']['eval_resize']) == (160, 160, 183)  # 224/256
+    assert (r['train']['optimizer'], r['train']['nesterov'], r['train']['sched']) == ('sgd', False, 'step')
+    assert (r['train']['warmup_epochs'], r['train']['weight_decay'], r['train']['ema_decay']) == (2.0, 5e-5, 0.9998)
+    assert r['augment'] == {'cutmix': 1.0, 'mixup': 0.2, 'label_smoothing': 0.1} and r['train']['epochs'] == 3
+    run = _run_overrides(build_parser().parse_args(['--save-every', '100', '--save-every-min', '30']))
+    assert (run['save_every_steps'], run['save_every_min']) == (100, 30.0)
+    for argv, message in [(['--opt', 'adamw', '--set', 'train.optimizer=sgd'], 'given both by --set'),
+                          (['--input-size', '3', '224', '192'], 'square RGB'),
+                          (['--img-size', '224', '--input-size', '3', '256', '256'], 'disagree')]:
+        assert main(['--show-recipe'] + argv) == 2
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(['--save-every', '0'])
+    assert 'must be > 0' in capsys.readouterr().err
 
 
 def test_imagefolder_pipeline_and_cutmix_loss(tmp_path):

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 __all__ = ['build_parser', 'main', 'recipes_table']
 
@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--no-sync-bn', action='store_true', help='keep per-process BatchNorm under DDP')
     p.add_argument('--ema-decay', type=float, default=None, help='e.g. 0.9998')
     p.add_argument('--resume', default=None, help='checkpoint path, or "auto" (out-dir/last.pth if present)')
+    p.add_argument('--save-every', type=_positive(int), default=None, metavar='N',
+                   help='also write last.pth every N optimizer updates (after a hard kill, --resume auto)')
+    p.add_argument('--save-every-min', type=_positive(float), default=None, metavar='M',
+                   help='also write last.pth every M minutes of wall time')
     p.add_argument('--workers', type=int, default=4)
     p.add_argument('--seed', type=int, default=None)
     p.add_argument('--device', default=None, help='cuda or cpu (default: cuda when available)')
@@ -53,7 +57,83 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--export-dir', default=None,
                    help='after training, write best (else last) weights as a Hub folder (model.safetensors + config.json + README.md)')
     p.add_argument('--export-ema', action='store_true', help='export the EMA weights')
+    g = p.add_argument_group('timm train.py names', 'aliases of recipe values: each is the --set shown '
+                             '(giving a value both ways is an error)')
+    g.add_argument('--img-size', type=_positive(int), metavar='S',
+                   help='data.train_size and data.eval_size = S (data.eval_resize keeps the recipe\'s crop ratio)')
+    g.add_argument('--input-size', type=_positive(int), nargs=3, metavar=('C', 'H', 'W'),
+                   help='as --img-size S with C=3, H=W=S')
+    g.add_argument('--opt', choices=sorted(_OPT_ALIASES), help='train.optimizer (sgd and nesterov: SGD with '
+                   'Nesterov momentum, momentum: plain momentum SGD; sets train.nesterov)')
+    g.add_argument('--sched', choices=sorted(_SCHED_ALIASES), help='train.sched (multistep = step: lr x gamma '
+                   'at train.milestones)')
+    for flag, key in _FLOAT_ALIASES.items():
+        g.add_argument(flag, type=float, metavar='X', help=key)
     return p
+
+
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f'must be > 0, got {text}')
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its error message
+    return parse
+
+
+_OPT_ALIASES = {'sgd': dict(optimizer='sgd', nesterov=True), 'nesterov': dict(optimizer='sgd', nesterov=True),
+                'momentum': dict(optimizer='sgd', nesterov=False), 'adam': dict(optimizer='adam'),
+                'adamw': dict(optimizer='adamw')}
+_SCHED_ALIASES = {'step': 'step', 'multistep': 'step', 'cosine': 'cosine', 'poly': 'poly', 'constant': 'constant'}
+_FLOAT_ALIASES = {'--warmup-epochs': 'train.warmup_epochs', '--weight-decay': 'train.weight_decay',
+                  '--smoothing': 'augment.label_smoothing', '--mixup': 'augment.mixup',
+                  '--cutmix': 'augment.cutmix', '--model-ema-decay': 'train.ema_decay'}
+
+
+def _yaml_value(value: Any) -> str:
+    """``value`` as the YAML text --set parses back to it (floats such as 5e-05 keep a dot)."""
+    import yaml
+    return yaml.safe_dump([value], default_flow_style=True).strip()[1:-1]
+
+
+def alias_overrides(args: argparse.Namespace, recipe) -> List[str]:
+    """The timm-named flags of ``args`` as ``section.key=value`` overrides of ``recipe``."""
+    from .recipes import RecipeError
+    values: Dict[str, Any] = {}
+    size = args.img_size
+    if args.input_size is not None:
+        c, h, w = args.input_size
+        if c != 3 or h != w:
+            raise RecipeError(f'--input-size {c} {h} {w}: the data pipeline gives square RGB crops; use 3 S S')
+        if size is not None and size != h:
+            raise RecipeError(f'--img-size {size} and --input-size {c} {h} {w} disagree')
+        size = h
+    if size is not None:
+        ratio = recipe.data['eval_resize'] / recipe.data['eval_size']
+        values.update({'data.train_size': size, 'data.eval_size': size, 'data.eval_resize': round(size * ratio)})
+    if args.opt is not None:
+        values.update({f'train.{k}': v for k, v in _OPT_ALIASES[args.opt].items()})
+    if args.sched is not None:
+        values['train.sched'] = _SCHED_ALIASES[args.sched]
+    for flag, key in _FLOAT_ALIASES.items():
+        if getattr(args, flag[2:].replace('-', '_')) is not None:
+            values[key] = getattr(args, flag[2:].replace('-', '_'))
+    given = {item.split('=', 1)[0] for item in args.set}
+    clash = sorted(given & set(values))
+    if clash:
+        raise RecipeError(f'{", ".join(clash)} given both by --set and by a timm-named flag; keep one')
+    if 'train.ema_decay' in values and args.ema_decay is not None:
+        raise RecipeError('--model-ema-decay and --ema-decay both given; keep one')
+    return [f'{k}={_yaml_value(v)}' for k, v in values.items()]
+
+
+def resolve_recipe(args: argparse.Namespace):
+    """The recipe of ``args``: ``--recipe``, then ``--set``, then the timm-named flags."""
+    from .recipes import load_recipe
+    recipe = load_recipe(args.recipe).with_overrides(args.set)
+    aliases = alias_overrides(args, recipe)
+    return recipe.with_overrides(aliases) if aliases else recipe
 
 
 def recipes_table() -> str:
@@ -73,7 +153,8 @@ def _run_overrides(args: argparse.Namespace) -> Dict[str, Any]:
                                grad_checkpointing=args.grad_checkpointing, sync_bn=not args.no_sync_bn,
                                resume=args.resume, num_workers=args.workers, device=args.device,
                                tensorboard=args.tensorboard, progress=not args.no_progress,
-                               log_every=args.log_every, eval_all_ranks=True)
+                               log_every=args.log_every, eval_all_ranks=True,
+                               save_every_steps=args.save_every, save_every_min=args.save_every_min)
     for key in ('epochs', 'lr', 'seed', 'ema_decay'):
         if getattr(args, key) is not None:
             run[key] = getattr(args, key)
@@ -87,9 +168,8 @@ def train(args: argparse.Namespace) -> Dict[str, Any]:
     from .data import build_datasets
     from .distributed import init_distributed
     from .engine import Trainer, seed_everything
-    from .recipes import load_recipe
 
-    recipe = load_recipe(args.recipe).with_overrides(args.set)
+    recipe = resolve_recipe(args)
     info = init_distributed(args.device)
     out_dir = args.out_dir or f'runs/{args.model}-{recipe.name}'
     cfg = recipe.train_config(out_dir, world_size=info.world_size, batch_size=args.batch_size,
@@ -129,14 +209,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from .checkpoint import CheckpointError
     from .distributed import cleanup_distributed
-    from .recipes import RecipeError, load_recipe
+    from .recipes import RecipeError
     try:
         if args.list_recipes:
             print(recipes_table())
             return 0
         if args.show_recipe:
             import yaml
-            print(yaml.safe_dump(load_recipe(args.recipe).with_overrides(args.set).to_dict(), sort_keys=False))
+            print(yaml.safe_dump(resolve_recipe(args).to_dict(), sort_keys=False))
             return 0
         result = train(args)
     except (RecipeError, CheckpointError, ValueError, FileNotFoundError) as e:

@@ -64,6 +64,20 @@ def save_checkpoint(path: PathLike, state: Mapping[str, Any]) -> Path:
     return path
 
 
+def remove_stale_temp_files(folder: PathLike) -> list[Path]:
+    """Delete the temporary files :func:`save_checkpoint` leaves in ``folder`` when its process
+    is killed mid-save (``.<name>.<8 random chars>.tmp``, e.g. ``.last.pth.k3j2h1a0.tmp``; a
+    kill -9 cannot be caught, so nothing else removes them). Call it where no other process is
+    saving into ``folder``, as a run does on start. Returns the removed paths."""
+    removed = []
+    for tmp in sorted(Path(folder).glob('.*.tmp')):
+        target, _, token = tmp.name[1:-len('.tmp')].rpartition('.')
+        if target and len(token) == 8 and tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 def _fsync_dir(folder: Path) -> None:
     """Make the rename itself durable (best effort; not possible on every OS)."""
     try:

@@ -5,17 +5,63 @@ real dataset (scikit-learn's handwritten digits) for smoke runs and tests.
 (``timm.data.create_transform``: random-resized crop + flip for training, resize + centre crop
 for evaluation) on datasets from ``timm.data.create_dataset`` (an ImageFolder tree by default;
 any dataset string timm accepts, e.g. ``torch/cifar10``, ``hfds/...``).
+
+:class:`SeededSamples` (used by the engine for every training set) fixes each sample's random
+augmentation by ``(seed, epoch, sample index)``, which is what makes a resumed run exact with
+any number of data-loader workers.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Tuple
+import contextlib
+import random
+from typing import Any, Iterator, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-__all__ = ['DigitsDataset', 'build_datasets', 'build_transforms', 'DIGITS']
+__all__ = ['DigitsDataset', 'SeededSamples', 'build_datasets', 'build_transforms', 'DIGITS']
+
+
+@contextlib.contextmanager
+def seeded_rng(*key: int) -> Iterator[None]:
+    """Seed python's ``random``, numpy's global generator and torch's CPU generator from ``key``
+    (mixed by numpy's ``SeedSequence``) for the block, then give back the caller's states."""
+    states = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
+    torch_seed, py_seed, np_seed = np.random.SeedSequence([k % 2**64 for k in key]).generate_state(3, np.uint64)
+    random.seed(int(py_seed))
+    np.random.seed(int(np_seed) % 2**32)
+    torch.random.default_generator.manual_seed(int(torch_seed))
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.random.set_rng_state(states[2])
+
+
+class SeededSamples(Dataset):
+    """``dataset`` whose sample ``i`` is loaded with random numbers fixed by ``(seed, epoch, i)``
+    (python ``random``, numpy's global generator, torch's CPU generator: what torchvision, timm
+    and albumentations transforms draw from; see :func:`seeded_rng`).
+
+    A sample's augmentation then depends neither on the worker process that loads it nor on how
+    many samples that worker loaded before, so a run resumed mid-epoch, with any number of
+    workers or processes, augments every remaining sample as the uninterrupted run does. The
+    caller's random streams are restored after each sample (with ``num_workers=0`` dropout and
+    Mixup in the training loop draw the same numbers as without this wrapper). Set ``epoch``
+    before creating the epoch's DataLoader iterator (workers receive a copy at that point)."""
+
+    def __init__(self, dataset: Dataset, seed: int = 0) -> None:
+        self.dataset, self.seed, self.epoch = dataset, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> Any:
+        with seeded_rng(self.seed, self.epoch, int(i)):
+            return self.dataset[i]
 
 DIGITS = 'digits'
 

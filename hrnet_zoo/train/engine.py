@@ -9,10 +9,10 @@ and optional TensorBoard.
 
 Exact resume: the checkpoint holds model, optimizer, scheduler, grad scaler, EMA, epoch,
 global step, the position inside the epoch and every rank's python / numpy / torch RNG state.
-The sampler order depends only on ``(seed, epoch)`` and a resumed run skips the samples
-already seen, so stopping after step k and resuming gives the uninterrupted run's losses
-(for data loading in worker processes, per-sample augmentation randomness after a
-*mid-epoch* resume differs; resuming at an epoch boundary is exact in every setting).
+The sampler order depends only on ``(seed, epoch)``, a resumed run skips the samples already
+seen, and each sample's augmentation randomness depends only on ``(seed, epoch, sample index)``
+(:class:`~hrnet_zoo.train.data.SeededSamples`), so stopping after step k and resuming gives the
+uninterrupted run's losses with any number of data-loader workers and processes.
 """
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
 from .checkpoint import (CheckpointError, capture_rng_state, load_checkpoint, load_model_state,
-                         restore_rng_state, save_checkpoint)
+                         remove_stale_temp_files, restore_rng_state, save_checkpoint)
+from .data import SeededSamples
 from .distributed import (DistInfo, ResumableSampler, all_gather_object, all_reduce_mean, barrier,
                           broadcast_object, init_distributed)
 from .optim import build_optimizer, build_scheduler
@@ -99,6 +100,7 @@ class TrainConfig:
     best_metric: str = 'top1'
     best_mode: str = 'max'
     save_every_steps: Optional[int] = None     # also write last.pth every N updates
+    save_every_min: Optional[float] = None     # also write last.pth every M minutes (wall time)
     handle_signals: bool = True                # SIGTERM / SIGINT: save last.pth, then stop
 
     def __post_init__(self) -> None:
@@ -112,6 +114,11 @@ class TrainConfig:
         for name in ('epochs', 'batch_size', 'grad_accum', 'log_every', 'eval_every'):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 problems.append(f'{name}={getattr(self, name)!r} (must be an integer >= 1)')
+        if self.save_every_steps is not None and (not isinstance(self.save_every_steps, int)
+                                                  or self.save_every_steps < 1):
+            problems.append(f'save_every_steps={self.save_every_steps!r} (must be an integer >= 1 or None)')
+        if self.save_every_min is not None and not self.save_every_min > 0:
+            problems.append(f'save_every_min={self.save_every_min!r} (must be > 0 or None)')
         if self.max_steps is not None and self.max_steps < 0:
             problems.append(f'max_steps={self.max_steps} (must be >= 0 or None)')
         if self.lr <= 0:
@@ -217,6 +224,7 @@ class Trainer:
         self.out_dir = Path(cfg.out_dir)
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_temp_files(self.out_dir)  # left by a run killed while saving
         seed_everything(cfg.seed + self.dist.rank)
         self.amp_dtype = _AMP_DTYPES[cfg.amp]
 
@@ -225,7 +233,8 @@ class Trainer:
         self.sampler = ResumableSampler(train_set, rank=self.dist.rank, world_size=self.dist.world_size,
                                         shuffle=True, seed=cfg.seed)
         self._loader_gen = torch.Generator()
-        self.loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=self.sampler,
+        self.samples = SeededSamples(train_set, seed=cfg.seed)  # augmentation fixed per (epoch, sample)
+        self.loader = DataLoader(self.samples, batch_size=cfg.batch_size, sampler=self.sampler,
                                  num_workers=cfg.num_workers, collate_fn=collate_fn,
                                  drop_last=cfg.drop_last, pin_memory=self.device.type == 'cuda',
                                  generator=self._loader_gen, persistent_workers=False)
@@ -240,7 +249,8 @@ class Trainer:
         self.metrics: Dict[str, float] = {}
         self.losses: List[float] = []
         self.start_step = 0
-        self._stop_requested = False
+        self._stop_requested = self._save_due = False
+        self._last_save = time.time()
         self.resumed_from = self._maybe_resume()
         self.start_step = self.step
 
@@ -320,6 +330,7 @@ class Trainer:
             if also_best:
                 save_checkpoint(self.best_path, state)
         barrier()
+        self._last_save = time.time()
 
     def _resume_path(self) -> Optional[Path]:
         if self.cfg.resume is None:
@@ -429,6 +440,7 @@ class Trainer:
         start = self.step_in_epoch
         self.sampler.set_epoch(epoch, start=start * cfg.batch_size * accum)
         self._loader_gen.manual_seed(cfg.seed * 1_000_003 + epoch)  # worker seeds depend on (seed, epoch)
+        self.samples.epoch = epoch  # before iter(): the workers get their copy then
         self.model.train()
         batches = iter(self.loader)
         losses: List[float] = []
@@ -464,10 +476,14 @@ class Trainer:
                                     f'{tuple(getattr(loss, "shape", ()))}')
                 self.scaler.scale(loss.float() / accum).backward()
             total += loss.detach().float()
-        # one collective for the logged loss and the stop flag, so every rank agrees on both
-        flag = torch.tensor(float(self._stop_requested), device=self.device)
-        reduced = all_reduce_mean(torch.stack([total / accum, flag]))
-        loss_value, self._stop_requested = float(reduced[0]), bool(reduced[1] > 0)
+        # one collective for the logged loss and the stop / save flags, so every rank agrees on all
+        minutes = self.cfg.save_every_min
+        flags = torch.tensor([float(self._stop_requested),
+                              float(minutes is not None and time.time() - self._last_save >= 60 * minutes)],
+                             device=self.device)
+        reduced = all_reduce_mean(torch.cat([(total / accum).view(1), flags]))
+        loss_value = float(reduced[0])
+        self._stop_requested, self._save_due = bool(reduced[1] > 0), bool(reduced[2] > 0)
         if not math.isfinite(loss_value):
             raise FloatingPointError(
                 f'loss is {loss_value} at step {self.step} (epoch {self.epoch}); the weights were not '
@@ -497,7 +513,9 @@ class Trainer:
             if self._tb is not None:
                 self._tb.add_scalar('train/loss', loss, self.step)
                 self._tb.add_scalar('train/lr', lr, self.step)
-        if self.cfg.save_every_steps and self.step % self.cfg.save_every_steps == 0:
+        every = self.cfg.save_every_steps
+        epoch_end = self.step_in_epoch == self.updates_per_epoch  # _end_epoch saves right after
+        if ((every and self.step % every == 0) or self._save_due) and not epoch_end:
             self.save()
 
     def _broadcast_buffers(self) -> None:
