@@ -29,3 +29,16 @@ def test_missing_csv_is_a_clear_exit():
     """COFW's recipe has no CSV (the official files are .mat): the command says what to pass."""
     with pytest.raises(SystemExit, match='--train-csv'):
         main(['train', '--model', 'hrnet_w18_face_cofw', '--arch', 'hrnet_w18_small', '--device', 'cpu'])
+
+
+def test_train_flags_backbone_weights_and_the_old_milestones_flag(tmp_path):
+    import timm
+    import torch
+    csv_file, images = write_synthetic_faces(str(tmp_path / 'data'), num_images=2, num_landmarks=19)
+    torch.save(timm.create_model('hrnet_w18_small').state_dict(), tmp_path / 'classifier.pth')
+    summary = main(['train', '--model', 'hrnet_w18_face_aflw', '--arch', 'hrnet_w18_small', '--input-size', '64', '64',
+                    '--images', images, '--train-csv', csv_file, '--batch-size', '2', '--workers', '0',
+                    '--device', 'cpu', '--epochs', '1', '--out-dir', str(tmp_path / 'run'), '--no-progress',
+                    '--weights-backbone', str(tmp_path / 'classifier.pth'), '--milestones', '7', '9'])
+    saved = torch.load(summary['last_checkpoint'], weights_only=True)
+    assert summary['steps'] == 1 and saved['config']['milestones'] == (7, 9) and saved['config']['optimizer'] == 'adam'

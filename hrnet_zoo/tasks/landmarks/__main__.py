@@ -36,8 +36,8 @@ from .training import fit_landmarks
 DEFAULT_MODEL, DEFAULT_RECIPE = 'hrnet_w18_face_wflw', 'landmarks_wflw'
 
 
-def _model(args: argparse.Namespace):
-    return cli.build_model(args, **({'arch': args.arch} if args.arch else {}))
+def _model(args: argparse.Namespace, **kwargs: Any):
+    return cli.build_model(args, **({'arch': args.arch} if args.arch else {}), **kwargs)
 
 
 def _dataset(args: argparse.Namespace, recipe: Recipe, csv_file: Optional[str], train: bool, model) -> FaceLandmarks:
@@ -55,14 +55,16 @@ def _decode(args: argparse.Namespace, recipe: Recipe) -> str:
 
 
 def cmd_train(args: argparse.Namespace, recipe: Recipe) -> dict:
-    model = _model(args)
-    if args.weights_backbone:
-        from ...checkpoint import load_trunk
-        load_trunk(model, args.weights_backbone)
+    model = _model(args, weights_backbone=args.weights_backbone)
+    if args.milestones:  # the flag before the recipes (hidden; --set train.milestones=[30,50])
+        recipe = recipe.with_overrides([f'train.milestones={list(args.milestones)}'])
     train_set = _dataset(args, recipe, args.train_csv or recipe.data['train_csv'], True, model)
-    val_csv = args.val_csv or recipe.data['val_csv']
+    default_val = recipe.data['val_csv']
+    val_csv = args.val_csv or (default_val if default_val and os.path.isfile(default_val) else None)
+    if val_csv is None:
+        print(f'no --val-csv (and no {default_val}): training without validation', file=sys.stderr)
     val_set = _dataset(args, recipe, val_csv, False, model) if val_csv else None
-    cfg = cli.train_config(args, recipe, out_dir=args.out_dir or 'runs/landmarks')
+    cfg = cli.train_config(args, recipe)
     result = fit_landmarks(model, train_set, cfg, val_set, flip_test=cli.flip_test(args, recipe),
                            method=_decode(args, recipe), eval_batch_size=cli.batch_size(args, recipe))
     return cli.print_json(fit_summary(result))
@@ -103,6 +105,7 @@ def add_arguments(group: argparse._ArgumentGroup, command: str) -> None:
         group.add_argument('--val-csv', default=None, help="official-format landmark CSV (default: the recipe's)")
     if command == 'train':
         group.add_argument('--train-csv', default=None, help="official-format landmark CSV (default: the recipe's)")
+        group.add_argument('--milestones', type=float, nargs='+', default=None, help=argparse.SUPPRESS)
     if command == 'predict':
         group.add_argument('--box', type=float, nargs=4, default=None, metavar=('X', 'Y', 'W', 'H'),
                            help='face box (default: the whole image)')

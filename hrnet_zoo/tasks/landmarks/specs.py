@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
-from ...checkpoint import KeyMap
+from ...checkpoint import KeyMap, load_trunk
 from ..registry import OfficialCheckpoint, TaskModelSpec, register_specs, spec_overrides
 from .models import FACE_BN_MOMENTUM, FaceHRNet
 
@@ -96,10 +96,11 @@ def _face_spec(dataset: str) -> TaskModelSpec:
 SPECS: Tuple[TaskModelSpec, ...] = tuple(_face_spec(d) for d in ('wflw', '300w', 'aflw', 'cofw'))
 
 
-def build(spec: TaskModelSpec, arch: Optional[str] = None, **kwargs: Any) -> FaceHRNet:
+def build(spec: TaskModelSpec, arch: Optional[str] = None, weights_backbone: Any = None, **kwargs: Any) -> FaceHRNet:
     """The model of ``spec``; ``arch`` another trunk, ``num_landmarks`` / ``flip_pairs`` /
     ``input_size`` / ``bn_momentum`` / ``align_corners`` / ``in_chans`` override the spec (and its
-    ``pretrained_cfg`` says so)."""
+    ``pretrained_cfg`` says so); ``weights_backbone`` (``'imagenet'``, a classifier checkpoint or
+    state_dict) initialises the trunk (:func:`hrnet_zoo.checkpoint.load_trunk`)."""
     changes = spec_overrides(spec, kwargs, 'num_landmarks', 'flip_pairs', 'input_size')
     for unset in ('num_landmarks', 'flip_pairs', 'input_size'):
         kwargs.pop(unset, None)
@@ -113,9 +114,12 @@ def build(spec: TaskModelSpec, arch: Optional[str] = None, **kwargs: Any) -> Fac
         changes['trunk'] = arch
     if num != spec.num_outputs or 'trunk' in changes:  # the official figures are of the spec's model
         changes.update(metrics={}, official_checkpoint=None)
-    return FaceHRNet(arch or spec.trunk, num_landmarks=num, flip_pairs=changes.get('flip_pairs', spec.flip_pairs),
-                     input_size=changes.get('input_size', spec.input_size), **options, **kwargs,
-                     pretrained_cfg=spec.pretrained_cfg(**changes))
+    model = FaceHRNet(arch or spec.trunk, num_landmarks=num, flip_pairs=changes.get('flip_pairs', spec.flip_pairs),
+                      input_size=changes.get('input_size', spec.input_size), **options, **kwargs,
+                      pretrained_cfg=spec.pretrained_cfg(**changes))
+    if weights_backbone is not None:
+        load_trunk(model, weights_backbone)
+    return model
 
 
 BUILDERS = register_specs(SPECS, build, output_key=OUTPUT_KEY)
