@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..heatmap import decode_heatmaps, predict_heatmaps
-from ..topdown import PIXEL_STD, affine_matrix, normalize, warp_image
+from ..topdown import crop_box, normalize
 from .data import FACE_PADDING
 from .metrics import landmark_metrics
 
@@ -60,16 +60,13 @@ def evaluate_landmarks(model: nn.Module, dataset, batch_size: int = 16, flip_tes
 def predict_face(model: nn.Module, image: torch.Tensor, box: Optional[Sequence[float]] = None,
                  flip_test: bool = False, method: str = 'quarter') -> Tuple[np.ndarray, np.ndarray]:
     """Landmarks (L, 2) in image pixels and scores (L,) of the face in ``box`` ``[x, y, w, h]``
-    (default: the whole image) of ``image`` (3, H, W) in [0, 1], cropped as in training (square,
-    padded by 1.25) at ``model.input_size``."""
+    (default: the whole image) of ``image`` (3, H, W) in [0, 1], cropped as in training (the box
+    grown to the input's aspect ratio, padded by 1.25) at ``model.input_size``."""
     h, w = image.shape[-2:]
-    x, y, bw, bh = box if box is not None else (0.0, 0.0, float(w), float(h))
-    center = np.array([x + bw / 2, y + bh / 2])
-    scale = max(bw, bh) / PIXEL_STD * FACE_PADDING
-    size = tuple(model.input_size)
-    crop = normalize(warp_image(image, affine_matrix(center, scale, 0.0, size), size))
+    box = box if box is not None else (0.0, 0.0, float(w), float(h))
+    crop, center, scale = crop_box(image, box, tuple(model.input_size), FACE_PADDING)
     model.eval()
     device = next(model.parameters()).device
-    heatmaps = predict_heatmaps(model, crop[None].to(device), model.flip_pairs, flip_test)
-    pts, conf = decode_landmarks(heatmaps.float().cpu(), center[None], np.array([scale]), method)
+    heatmaps = predict_heatmaps(model, normalize(crop)[None].to(device), model.flip_pairs, flip_test)
+    pts, conf = decode_landmarks(heatmaps.float().cpu(), center[None], scale[None], method)
     return pts[0], conf[0]
