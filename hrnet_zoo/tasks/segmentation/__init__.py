@@ -1,5 +1,101 @@
-"""Semantic segmentation with HRNetV2 (paper Sec. 5.2): model, loss, metric, transforms,
-inference and datasets. ``python -m hrnet_zoo.tasks.segmentation train|eval|predict``."""
-from .model import (SEG_MODELS, HRNetSegmentation, SegModelSpec, build_segmentation_model,
-                    convert_official_state_dict, load_backbone_weights, load_official_checkpoint)
+"""Semantic segmentation with HRNetV2 (paper Sec. 5.2) and HRNetV2 + OCR.
+
+The named models (:mod:`.specs`, e.g. ``hrnet_w48_seg_cityscapes``) are attributes of this
+package and :func:`hrnet_zoo.create_model` names. Rooms: ``specs`` (the model table), ``models``
+(+ ``ocr``), ``data`` (datasets) and ``transforms`` (paired image/mask transforms), ``loss``,
+``metrics`` (mIoU), ``evaluate`` (multi-scale / flip / sliding-window), ``training`` (engine glue);
+``python -m hrnet_zoo.tasks.segmentation train|eval|predict``.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any, Mapping, Union
+
+import torch
+from torch import nn
+
+from ...checkpoint import KeyMap, WeightsError, load_weights, read_state_dict, unwrap_state_dict
+from ..registry import TASK_MODELS, TASK_SPECS, key_map_of
+from .data import CityscapesList, CityscapesTorchvision, ImageMaskFolder, SyntheticShapes
+from .evaluate import evaluate, predict, sliding_window
+from .loss import IGNORE_INDEX, SegmentationLoss
+from .metrics import ConfusionMatrix
+from .models import HRNetSegmentation
 from .ocr import HRNetOCRSegmentation
+from .specs import OFFICIAL_KEY_MAP, OUTPUT_KEYS, SPECS
+from .training import fit
+from .transforms import Compose, Normalize, RandomHorizontalFlip, eval_transforms, train_transforms
+
+__all__ = ['HRNetSegmentation', 'HRNetOCRSegmentation', 'SPECS', 'load_official_checkpoint', 'SegmentationLoss',
+           'ConfusionMatrix', 'predict', 'evaluate', 'fit', 'train_transforms', 'eval_transforms']
+
+
+def load_official_checkpoint(model: nn.Module, path_or_state_dict: Union[str, os.PathLike, Mapping[str, torch.Tensor]]
+                             ) -> nn.Module:
+    """Load an official HRNet-Semantic-Segmentation checkpoint (a ``.pth`` read with
+    ``weights_only=True``, or its state_dict; an engine / safetensors checkpoint also loads)
+    strictly through the model's key map (:data:`.specs.OFFICIAL_KEY_MAP`: ``module.`` /
+    ``model.`` stripped, ``loss.`` dropped, for every model, the W18-small ones included). A
+    head of another size is a :class:`~hrnet_zoo.checkpoint.WeightsError` saying which
+    ``num_classes`` to build; other mismatches a :class:`~hrnet_zoo.checkpoint.KeysMismatch`
+    (also a ``KeyError``) naming the file and the keys."""
+    spec = TASK_SPECS.get((getattr(model, 'pretrained_cfg', None) or {}).get('architecture'))
+    key_map = key_map_of(spec) if spec is not None and spec.official else OFFICIAL_KEY_MAP
+    is_path = not isinstance(path_or_state_dict, Mapping)
+    state = key_map.apply(read_state_dict(path_or_state_dict) if is_path else unwrap_state_dict(path_or_state_dict))
+    output_key = OUTPUT_KEYS.get((getattr(model, 'pretrained_cfg', None) or {}).get('head'))
+    try:  # a checkpoint without the head: the strict load lists the missing keys
+        return load_weights(model, state, KeyMap(strip=()), output_key if output_key in state else None, 'classes')
+    except WeightsError as e:
+        if not is_path:
+            raise
+        raise type(e)(str(e).replace('<state_dict>', str(path_or_state_dict), 1)) from None
+
+
+def _convert_official_state_dict(state):
+    return OFFICIAL_KEY_MAP.apply(unwrap_state_dict(state))
+
+
+def _load_backbone_weights(model, source):
+    from ...checkpoint import load_trunk
+    return load_trunk(model, source)
+
+
+def _build_segmentation_model(name: str, pretrained: Any = False, **kwargs: Any) -> nn.Module:
+    if name not in TASK_SPECS or TASK_SPECS[name].task != 'segmentation':
+        raise KeyError(f'unknown segmentation model {name!r}; choose one of {[s.name for s in SPECS]}')
+    return TASK_MODELS[name](pretrained=pretrained, **kwargs)
+
+
+def _seg_models():
+    from types import SimpleNamespace
+    return {s.name: SimpleNamespace(variant=s.trunk, num_classes=s.num_outputs, dataset=s.dataset,
+                                    crop_size=s.input_size, reference=s.description, head=s.head,
+                                    align_corners=s.options['align_corners']) for s in SPECS}
+
+
+# deprecated names (one release): name -> (replacement, value factory)
+_DEPRECATED = {
+    'build_segmentation_model': ('hrnet_zoo.create_model(name, ...)', lambda: _build_segmentation_model),
+    'convert_official_state_dict': ('hrnet_zoo.tasks.segmentation.specs.OFFICIAL_KEY_MAP.apply',
+                                    lambda: _convert_official_state_dict),
+    'load_backbone_weights': ('hrnet_zoo.checkpoint.load_trunk', lambda: _load_backbone_weights),
+    'SEG_MODELS': ('hrnet_zoo.get_model_spec(name) / hrnet_zoo.tasks.segmentation.SPECS', _seg_models),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The registered builders by name (``hrnet_w48_seg_cityscapes``), and deprecated aliases."""
+    if name in TASK_SPECS and TASK_SPECS[name].task == 'segmentation':
+        return TASK_MODELS[name]
+    if name in _DEPRECATED:
+        replacement, value = _DEPRECATED[name]
+        warnings.warn(f'hrnet_zoo.tasks.segmentation.{name} is deprecated; use {replacement}', DeprecationWarning,
+                      stacklevel=2)
+        return value()
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def __dir__():
+    return sorted(set(globals()) | {s.name for s in SPECS} | set(_DEPRECATED))

@@ -15,7 +15,7 @@ The official OCR configs use ``ALIGN_CORNERS=True``.
 """
 from __future__ import annotations
 
-from typing import Dict, Union
+from typing import Any, Dict, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +23,7 @@ from torch import nn
 
 from ...configs import HRNetConfig
 from ...layers import BN_MOMENTUM
-from .model import SegmentationTrunk
+from .models import SegmentationTrunk
 
 OCR_MID_CHANNELS = 512
 OCR_KEY_CHANNELS = 256
@@ -89,9 +89,12 @@ class HRNetOCRSegmentation(SegmentationTrunk):
     """HRNetV2 + OCR. ``forward(x)``: eval -> logits ``(N, K, H, W)`` at the input size; training ->
     ``{'out', 'aux'}``. Any input of at least 32x32 px."""
 
-    def __init__(self, cfg: HRNetConfig, num_classes: int, in_chans: int = 3, align_corners: bool = True,
-                 mid_channels: int = OCR_MID_CHANNELS, key_channels: int = OCR_KEY_CHANNELS, dropout: float = 0.05):
-        super().__init__(cfg, num_classes, in_chans, align_corners)
+    head_type = 'v2_ocr'
+
+    def __init__(self, cfg: Union[HRNetConfig, str], num_classes: int, in_chans: int = 3, align_corners: bool = True,
+                 mid_channels: int = OCR_MID_CHANNELS, key_channels: int = OCR_KEY_CHANNELS, dropout: float = 0.05,
+                 pretrained_cfg: Optional[Dict[str, Any]] = None):
+        super().__init__(cfg, num_classes, in_chans, align_corners, pretrained_cfg)
         c = self.v2.out_channels
         self.conv3x3_ocr = nn.Sequential(nn.Conv2d(c, mid_channels, 3, padding=1), nn.BatchNorm2d(mid_channels),
                                          nn.ReLU(inplace=True))

@@ -1,15 +1,17 @@
-"""Really training: a W18-small HRNetV2 segmentation model on a synthetic shapes set (written by
-the test) through the shared engine reaches an mIoU far above chance."""
+"""Training (:mod:`hrnet_zoo.tasks.segmentation.training`, the recipes, the command line). Really
+training: a W18-small HRNetV2 segmentation model on a synthetic shapes set (written by the test)
+through the shared engine reaches an mIoU far above chance."""
 from __future__ import annotations
 
 import torch
 
 from hrnet_zoo.configs import get_config
 from hrnet_zoo.tasks.segmentation import HRNetSegmentation
-from hrnet_zoo.tasks.segmentation.datasets import SyntheticShapes
+from hrnet_zoo.tasks.segmentation.data import SyntheticShapes
 from hrnet_zoo.tasks.segmentation.loss import SegmentationLoss
-from hrnet_zoo.tasks.segmentation.metric import ConfusionMatrix
-from hrnet_zoo.tasks.segmentation.training import evaluate, fit
+from hrnet_zoo.tasks.segmentation.metrics import ConfusionMatrix
+from hrnet_zoo.tasks.segmentation.evaluate import evaluate
+from hrnet_zoo.tasks.segmentation.training import fit
 from hrnet_zoo.tasks.segmentation.transforms import Compose, Normalize, RandomHorizontalFlip
 
 NUM_CLASSES = 4  # background + square, disc, triangle
@@ -61,3 +63,33 @@ def test_cli_train_eval_predict(tmp_path):
                     '--out', str(tmp_path / 'pred')])
     mask = Image.open(written[0])
     assert mask.mode == 'P' and mask.size == (64, 64)
+
+
+def test_recipes_are_the_official_configs():
+    from hrnet_zoo.train.recipes import list_recipes, load_recipe
+    assert {'seg_cityscapes', 'seg_pascal_context', 'seg_lip'} <= set(list_recipes(task='segmentation'))
+    cs = load_recipe('seg_cityscapes')
+    assert (cs.task, cs.global_batch, cs.train['epochs'], cs.train['lr'], cs.train['weight_decay']) == (
+        'segmentation', 12, 484, 0.01, 5e-4)
+    assert (cs.train['sched'], cs.train['power'], cs.train['nesterov'], cs.data['crop_size']) == (
+        'poly', 0.9, False, [512, 1024])
+    assert cs.data['class_weights'] and cs.data['base_size'] == 2048 and cs.augment['scale'] == [0.5, 2.0]
+    assert cs.reproduces['miou'] == 80.9
+    lip, ctx = load_recipe('seg_lip'), load_recipe('seg_pascal_context')
+    assert (lip.global_batch, lip.train['epochs'], lip.train['lr'], lip.augment['scale']) == (
+        40, 150, 0.007, [0.5, 1.5])
+    assert (ctx.global_batch, ctx.train['epochs'], ctx.train['lr'], ctx.train['weight_decay']) == (16, 200, 0.001, 1e-4)
+    assert ctx.eval['flip_test'] and len(ctx.eval['scales']) == 7
+
+
+def test_cli_takes_the_recipe_of_the_model_s_dataset_and_old_flags():
+    from hrnet_zoo.tasks.cli import build_parser, load_task_recipe
+    from hrnet_zoo.tasks.segmentation.__main__ import COMMAND, _recipe
+    args = build_parser(COMMAND).parse_args(['eval', '--model', 'hrnet_w48_seg_lip', '--flip', '--scales', '0.5', '1'])
+    recipe = _recipe(args, load_task_recipe(args))
+    assert recipe.name == 'seg_lip' and recipe.eval['scales'] == [0.5, 1.0] and args.flip_test is True
+    args = build_parser(COMMAND).parse_args(['train', '--optimizer', 'adamw', '--wd', '0.01', '--no-ohem',
+                                             '--set', 'train.epochs=3'])
+    recipe = _recipe(args, load_task_recipe(args))
+    assert recipe.name == 'seg_cityscapes' and recipe.train['optimizer'] == 'adamw'
+    assert recipe.train['weight_decay'] == 0.01 and recipe.train['epochs'] == 3 and recipe.data['ohem'] is False

@@ -240,6 +240,15 @@ def palette(num_classes: int) -> List[Tuple[int, int, int]]:
     return out
 
 
+def overlay(image: torch.Tensor, labels: torch.Tensor, num_classes: int, alpha: float = 0.5) -> Image.Image:
+    """``image`` (uint8 (3, H, W)) with the class-index ``labels`` (H, W) blended in in the
+    :func:`palette` colours (``torchvision.utils.draw_segmentation_masks``)."""
+    from torchvision.utils import draw_segmentation_masks
+    masks = labels[None] == torch.arange(num_classes, device=labels.device)[:, None, None]
+    out = draw_segmentation_masks(image, masks, alpha=alpha, colors=palette(num_classes))
+    return Image.fromarray(out.permute(1, 2, 0).cpu().numpy())
+
+
 def colorize(mask: torch.Tensor, num_classes: int, ignore_index: int = IGNORE_INDEX) -> Image.Image:
     """A class-index mask ``(H, W)`` as a paletted PNG-ready image (ignore -> white)."""
     pal = palette(num_classes)
