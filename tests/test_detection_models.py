@@ -126,14 +126,24 @@ def test_weights_backbone_loads_trunk_and_freezes_bn(tmp_path):
     assert m.backbone.norm_eval and not m.backbone.bn1.training
 
 
-def _mmdet_checkpoint(path, trunk='hrnet_w18_small', seed=0):
-    """A random state_dict in the official HRNet-Object-Detection / mmdetection layout."""
+def _mmdet_neck_key(key, layout):
+    """Our HRFPN key in an official layout: HRNet-Object-Detection's (ours), mmdetection v1 or v2."""
+    if layout != 'hrnet' and key.startswith('neck.reduction_conv.0.'):
+        return key.replace('reduction_conv.0.', 'reduction_conv.conv.')
+    if layout == 'mmdet_v2':
+        level, rest = key[len('neck.fpn_conv.'):].split('.', 1)
+        return f'neck.fpn_convs.{level}.conv.{rest}'
+    return key
+
+
+def _mmdet_checkpoint(path, trunk='hrnet_w18_small', seed=0, layout='hrnet'):
+    """A random state_dict in an official HRNet-Object-Detection / mmdetection layout."""
     torch.manual_seed(seed)
     bb = HRNetV2pBackbone(get_config(trunk))
     state = {}
     for k, v in bb.state_dict().items():
         value = torch.randn(v.shape) if v.is_floating_point() else v
-        state[k if k.startswith('neck.') else 'backbone.' + k] = value
+        state[_mmdet_neck_key(k, layout) if k.startswith('neck.') else 'backbone.' + k] = value
     state['rpn_head.rpn_conv.weight'] = torch.randn(256, 256, 3, 3)  # mmdetection heads: not ours
     state['roi_head.bbox_head.fc_cls.weight'] = torch.randn(81, 1024)
     torch.save({'meta': {'epoch': 12, 'mmdet_version': '1.0'}, 'state_dict': state}, path)
@@ -156,6 +166,17 @@ def test_weights_backbone_from_official_mmdet_checkpoint_sets_trunk_and_neck(tmp
     assert all(k.startswith('backbone.') for k in loaded)  # the mmdetection heads are not taken
     assert det.MMDET_KEY_MAP.apply({'module.neck.fpn_conv.0.bias': 1, 'rpn_head.x': 2}) == {
         'backbone.neck.fpn_conv.0.bias': 1}
+
+
+@pytest.mark.parametrize('layout', ['mmdet_v1', 'mmdet_v2'])
+def test_weights_backbone_from_mmdetection_model_zoo_layouts(tmp_path, layout):
+    state = _mmdet_checkpoint(tmp_path / 'zoo.pth', layout=layout)
+    assert ('neck.fpn_convs.4.conv.weight' in state) == (layout == 'mmdet_v2') and 'neck.reduction_conv.conv.bias' in state
+    m = small_detector('fasterrcnn', weights_backbone=str(tmp_path / 'zoo.pth'))
+    fpn4 = state['neck.fpn_convs.4.conv.weight' if layout == 'mmdet_v2' else 'neck.fpn_conv.4.weight']
+    assert torch.equal(m.backbone.neck.fpn_conv[4].weight, fpn4)
+    assert torch.equal(m.backbone.neck.reduction_conv[0].bias, state['neck.reduction_conv.conv.bias'])
+    assert torch.equal(m.backbone.conv1.weight, state['backbone.conv1.weight'])
 
 
 def test_weights_backbone_wrong_variant_is_a_clear_error_naming_the_file(tmp_path):

@@ -42,12 +42,13 @@ _OLD_TRAIN_FLAGS = {'wd': 'weight_decay', 'milestones': 'milestones', 'warmup_ep
 def add_arguments(g: argparse._ArgumentGroup, command: str) -> None:
     """The detection flags (the common ones come from :mod:`hrnet_zoo.tasks.cli`)."""
     g.add_argument('--arch', '--variant', dest='arch', default=None,
-                   help="trunk override, e.g. hrnet_w18_small for a smoke run (default: the model's)")
-    g.add_argument('--num-classes', type=int, default=None, help="with background (default: the model's, COCO 91)")
-    g.add_argument('--min-size', type=int, default=None, help="short side of the resize (default: the model's, 800)")
-    g.add_argument('--max-size', type=int, default=None, help="long side cap (default: the model's, 1333)")
+                   help="another trunk, e.g. hrnet_w18_small for a smoke run; None: the model's")
+    g.add_argument('--num-classes', type=int, default=None, help="classes with the background; None: the model's (COCO 91)")
+    g.add_argument('--min-size', type=int, default=None, help="short side of the resize; None: the model's (800)")
+    g.add_argument('--max-size', type=int, default=None, help="long side cap of the resize; None: the model's (1333)")
     if command in ('train', 'eval'):
-        g.add_argument('--data', default='coco', choices=['coco', 'synthetic'])
+        g.add_argument('--data', default='coco', choices=['coco', 'synthetic'],
+                       help='COCO folders + instances JSON, or synthetic boxes (smoke runs)')
         g.add_argument('--val-images', default=None, help='COCO val images folder')
         g.add_argument('--val-ann', default=None, help='COCO val instances JSON')
         g.add_argument('--synthetic-train', type=int, default=64, help='images of --data synthetic (train)')

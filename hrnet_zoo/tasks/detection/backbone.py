@@ -58,10 +58,17 @@ class HRNetV2pBackbone(HRNet):
 
 
 # An official HRNet-Object-Detection / mmdetection checkpoint -> our detectors: the trunk stays
-# under ``backbone.``, the HRFPN neck moves under ``backbone.neck.`` (``reduction_conv.0``,
-# ``fpn_conv.k``); mmdetection's RPN / RoI heads have another layout than torchvision's and are
-# dropped (they start from scratch).
-MMDET_KEY_MAP = KeyMap(strip=('module.',), rename=(('neck.', 'backbone.neck.'),), keep=('backbone.',))
+# under ``backbone.``, the HRFPN neck moves under ``backbone.neck.``. HRNet-Object-Detection's own
+# HRFPN has our keys (``reduction_conv.0``, ``fpn_conv.k``); mmdetection's model-zoo HRFPN wraps
+# the same convs in ConvModules (v1: ``reduction_conv.conv``, ``fpn_conv.k``; v2/v3:
+# ``reduction_conv.conv``, ``fpn_convs.k.conv``). mmdetection's RPN / RoI heads have another layout
+# than torchvision's and are dropped (they start from scratch).
+MMDET_KEY_MAP = KeyMap(
+    strip=('module.',),
+    rename=(('neck.reduction_conv.conv.', 'backbone.neck.reduction_conv.0.'),)
+    + tuple((f'neck.fpn_convs.{k}.conv.', f'backbone.neck.fpn_conv.{k}.') for k in range(5))
+    + (('neck.', 'backbone.neck.'),),
+    keep=('backbone.',))
 
 
 def convert_official_detection_state_dict(state: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
