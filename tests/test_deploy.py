@@ -166,3 +166,166 @@ def test_export_onnx_dynamic_hw_matches_pytorch(tmp_path, classifier, features_o
         x = torch.randn(*shape)
         assert check_onnx(str(path), model, x, session=session) <= 1e-3 * 10
     assert not list(tmp_path.glob('*.onnx.tmp*')) and len(list(tmp_path.iterdir())) == 1
+
+
+# --- ONNX Runtime / OpenVINO backends and int8 ---------------------------------------------------
+
+def _needs(*modules):
+    """Skip (with the reason) unless the optional packages are installed."""
+    import importlib.util
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    extra = 'openvino' if {'openvino', 'nncf'} & set(missing) else 'onnx'
+    return pytest.mark.skipif(bool(missing), reason=f'{", ".join(missing)} not installed: pip install "hrnet-zoo[{extra}]"')
+
+
+RUNTIMES = [pytest.param('onnxruntime', marks=_needs('onnxruntime', 'onnx')),
+            pytest.param('openvino', marks=_needs('openvino', 'onnx'))]
+
+
+def _native_bf16() -> bool:
+    import importlib.util
+    if importlib.util.find_spec('openvino') is None:
+        return False
+    import openvino as ov
+    return 'BF16' in ov.Core().get_property('CPU', 'OPTIMIZATION_CAPABILITIES')
+
+
+@pytest.fixture(scope='module')
+def sane_classifier():
+    torch.manual_seed(0)
+    return sane_model(hrnet_zoo.create_model(NAME, num_classes=10))
+
+
+@pytest.mark.parametrize('backend', RUNTIMES)
+def test_runtime_backends_match_eager_at_any_size(sane_classifier, backend):
+    deployed = hrnet_zoo.deploy(sane_classifier, backend=backend, threads=1)
+    assert isinstance(deployed, DeployedModel) and deployed.backend == backend
+    assert deployed.num_classes == 10  # attributes of the model stay reachable
+    for shape in [(3, 3, 64, 64), (1, 3, 72, 88), (2, 3, 33, 47)]:  # dynamic batch and H x W, odd sides
+        x = F.interpolate(smooth_images(shape[0], 64, seed=4), size=shape[2:], mode='bilinear')
+        with torch.no_grad():
+            ref, got = sane_classifier(x), deployed(x)
+        assert isinstance(got, torch.Tensor) and got.dtype == torch.float32 and got.shape == ref.shape
+        assert (got - ref).abs().max().item() <= 1e-3 * max(1.0, ref.abs().max().item())
+    assert deployed(torch.randn(1, 3, 64, 64, dtype=torch.bfloat16)).dtype == torch.bfloat16
+    with pytest.raises(ValueError, match=r'image batch tensor \(N, 3, H, W\)'):
+        deployed(torch.randn(3, 64, 64))
+    with pytest.raises(RuntimeError, match='inference-only'):
+        deployed.train()
+
+
+class _DictModel(nn.Module):
+    """A tiny task-style model with a dict of outputs at two resolutions."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.head = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x):
+        f = torch.relu(self.bn(self.conv(x)))
+        return {'out': self.head(f), 'low': F.avg_pool2d(f, 2)}
+
+
+@pytest.mark.parametrize('backend', RUNTIMES)
+def test_runtime_backends_keep_the_output_structure(backend):
+    model = randomize_bn(_DictModel()).eval()
+    deployed = hrnet_zoo.deploy(model, backend=backend, example_input=torch.randn(2, 3, 16, 16))
+    x = torch.randn(1, 3, 21, 30)
+    with torch.no_grad():
+        ref, got = model(x), deployed(x)
+    assert list(got) == ['out', 'low']
+    for k in ref:
+        assert got[k].shape == ref[k].shape and torch.allclose(got[k], ref[k], atol=1e-4)
+    features = randomize_bn(hrnet_zoo.create_model(NAME, features_only=True, feature_location='v2p')).eval()
+    deployed = hrnet_zoo.deploy(features, backend=backend)
+    assert deployed.feature_info.channels() == features.feature_info.channels()
+    x = torch.randn(1, 3, 96, 64)
+    with torch.no_grad():
+        ref, got = features(x), deployed(x)
+    assert isinstance(got, list) and [t.shape for t in got] == [t.shape for t in ref]
+
+
+@pytest.mark.skipif(not _native_bf16(), reason='OpenVINO not installed or this CPU has no native bfloat16')
+def test_openvino_bfloat16_agrees_with_float32(sane_classifier):
+    """As eager bf16 (test_bfloat16_agrees_with_float32): cosine >= 0.99; random models flip a few top-1s."""
+    deployed = hrnet_zoo.deploy(sane_classifier, dtype=torch.bfloat16, backend='openvino', threads=1)
+    x = smooth_images(128, 32, seed=2)
+    with torch.no_grad():
+        ref, got = sane_classifier(x), deployed(x)
+    assert (ref.argmax(1) == got.argmax(1)).float().mean().item() >= 0.9
+    assert F.cosine_similarity(ref, got).min().item() >= 0.99
+
+
+INT8 = [pytest.param('openvino', marks=_needs('openvino', 'onnx', 'nncf')),
+        pytest.param('onnxruntime', marks=_needs('onnxruntime', 'onnx'))]
+
+
+@pytest.mark.parametrize('backend', INT8)
+def test_int8_post_training_quantization(sane_classifier, backend):
+    """int8 from an iterable of (images, targets) batches: close to float32 on images like the
+    calibration ones, and any input size runs."""
+    images = smooth_images(24, 32, seed=5)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, torch.zeros(24)), batch_size=8)
+    deployed = hrnet_zoo.deploy(sane_classifier, dtype=torch.int8, backend=backend, calibration=loader,
+                                calibration_size=16, threads=1)
+    assert deployed.precision == torch.int8
+    x = smooth_images(32, 32, seed=6)
+    with torch.no_grad():
+        ref, got = sane_classifier(x), deployed(x)
+    assert F.cosine_similarity(ref, got).min().item() >= 0.95
+    assert (ref.argmax(1) == got.argmax(1)).float().mean().item() >= 0.8
+    assert deployed(torch.randn(2, 3, 45, 61)).shape == (2, 10)
+
+
+def test_calibration_sources_and_errors(tmp_path, sane_classifier):
+    from PIL import Image
+    from hrnet_zoo.deploy import calibration_images
+    batch = torch.randn(5, 3, 32, 32)
+    assert [t.shape for t in calibration_images(batch, sane_classifier, 3)] == [(1, 3, 32, 32)] * 5
+    pairs = [(torch.randn(2, 3, 32, 32), torch.zeros(2)) for _ in range(3)]
+    assert len(calibration_images(pairs, sane_classifier, 3, limit=4)) == 4
+    assert len(calibration_images([{'image': torch.randn(3, 40, 40)}], sane_classifier, 3)) == 1
+    for i in range(3):  # a folder of images, read with the model's pretrained_cfg preprocessing
+        Image.fromarray((torch.rand(50, 70, 3) * 255).byte().numpy()).save(tmp_path / f'{i}.png')
+    images = calibration_images(str(tmp_path), sane_classifier, 3)
+    size = sane_classifier.pretrained_cfg['input_size'][1:]
+    assert len(images) == 3 and tuple(images[0].shape[-2:]) == tuple(size)
+    with pytest.raises(ValueError, match='needs calibration='):
+        calibration_images(None, sane_classifier, 3)
+    with pytest.raises(ValueError, match='channels'):
+        calibration_images(torch.randn(2, 1, 32, 32), sane_classifier, 3)
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(ValueError, match='has no images'):
+        calibration_images(str(tmp_path / 'empty'), sane_classifier, 3)
+    with pytest.raises(ValueError, match='not a folder'):
+        calibration_images(str(tmp_path / 'missing'), sane_classifier, 3)
+    with pytest.raises(ValueError, match='float image batch'):
+        calibration_images([torch.zeros(2, 3, 8, 8, dtype=torch.uint8)], sane_classifier, 3)
+
+
+def test_backend_argument_errors(classifier, monkeypatch):
+    with pytest.raises(ValueError, match="backend='openvino'"):
+        hrnet_zoo.deploy(classifier, dtype=torch.int8)  # int8 is not an eager dtype
+    with pytest.raises(ValueError, match='calibration='):
+        hrnet_zoo.deploy(classifier, dtype=torch.int8, backend='openvino')
+    with pytest.raises(ValueError, match='only used with dtype=torch.int8'):
+        hrnet_zoo.deploy(classifier, backend='onnxruntime', calibration=torch.randn(2, 3, 32, 32))
+    with pytest.raises(ValueError, match='float32 and int8'):
+        hrnet_zoo.deploy(classifier, dtype=torch.bfloat16, backend='onnxruntime')
+    import sys
+    monkeypatch.setitem(sys.modules, 'openvino', None)  # as if the extra were not installed
+    with pytest.raises(ImportError, match=r'hrnet-zoo\[openvino\]'):
+        hrnet_zoo.deploy(classifier, backend='openvino')
+
+
+@_needs('onnxruntime', 'onnx')
+def test_auto_picks_the_fastest_measured_backend(sane_classifier):
+    deployed = hrnet_zoo.deploy(sane_classifier, backend='auto', example_input=smooth_images(2, 32, seed=7))
+    timings = deployed.auto_timings
+    assert 'eager' in timings and 'onnxruntime' in timings
+    assert deployed.backend == min(timings, key=timings.get)
+    x = torch.randn(1, 3, 40, 56)
+    with torch.no_grad():
+        assert torch.allclose(deployed(x), sane_classifier(x), atol=1e-3)

@@ -81,7 +81,7 @@ def _check_args(dtype, channels_last, backend):
 def deploy(model: nn.Module, dtype: Optional[torch.dtype] = None, channels_last: bool = True,
            backend: str = 'eager', example_input: Optional[torch.Tensor] = None, check: bool = True, *,
            calibration: Any = None, calibration_size: Optional[int] = None, threads: Optional[int] = None,
-           options: Optional[Dict[str, Any]] = None) -> nn.Module:
+           options: Optional[Dict[str, Any]] = None, quantization: Optional[Dict[str, Any]] = None) -> nn.Module:
     """An inference-only copy of ``model``: BatchNorm folded into the convs, then run by ``backend``.
 
     Args:
@@ -108,6 +108,9 @@ def deploy(model: nn.Module, dtype: Optional[torch.dtype] = None, channels_last:
         calibration_size: how many calibration images to use at most (default 300).
         threads: intra-op threads of the ONNX backends (default: theirs, all cores).
         options: extra OpenVINO compile properties / onnxruntime ``SessionOptions`` attributes.
+        quantization: extra keyword arguments of ``nncf.quantize`` (openvino) or
+            ``onnxruntime.quantization.quantize_static`` (onnxruntime), e.g.
+            ``{'fast_bias_correction': False}``.
     Returns:
         A :class:`DeployedModel`; call it like the original. The argument is not modified.
     """
@@ -115,7 +118,7 @@ def deploy(model: nn.Module, dtype: Optional[torch.dtype] = None, channels_last:
     dtype = None if dtype == torch.float32 else dtype
     if backend == 'auto':
         return _auto(model, dtype, channels_last, example_input, check, calibration=calibration,
-                     calibration_size=calibration_size, threads=threads, options=options)
+                     calibration_size=calibration_size, threads=threads, options=options, quantization=quantization)
     example = probe_input(model, example_input)
     folded = fold_batchnorm(model, example)
     if check:
@@ -125,7 +128,7 @@ def deploy(model: nn.Module, dtype: Optional[torch.dtype] = None, channels_last:
         p.requires_grad_(False)
     if backend in RUNTIMES:
         return _deploy_runtime(model, folded, example, backend, dtype, check, calibration, calibration_size,
-                               threads, options)
+                               threads, options, quantization)
     if channels_last:
         folded = folded.to(memory_format=torch.channels_last)
     if dtype is not None:
@@ -134,33 +137,35 @@ def deploy(model: nn.Module, dtype: Optional[torch.dtype] = None, channels_last:
     return DeployedModel(body, folded, dtype, channels_last, backend).eval()
 
 
-def _deploy_runtime(model, folded, example, backend, dtype, check, calibration, calibration_size, threads, options):
+def _deploy_runtime(model, folded, example, backend, dtype, check, calibration, calibration_size, threads, options,
+                    quantization):
     folded = folded.cpu().float()
     example = example.detach().cpu().float()
     images = None
     if dtype == torch.int8:
         images = calibration_images(calibration, model, example.shape[1], calibration_size)
-    elif calibration is not None:
-        raise ValueError('calibration= is only used with dtype=torch.int8')
-    body = build_runtime(backend, folded, example, dtype, images, threads, options)
+    elif calibration is not None or quantization is not None:
+        raise ValueError('calibration= and quantization= are only used with dtype=torch.int8')
+    body = build_runtime(backend, folded, example, dtype, images, threads, options, quantization)
     deployed = DeployedModel(body, folded, None, False, backend, dtype or torch.float32).eval()
     if check:
         what = f'deploy(backend={backend!r}, dtype={dtype})'
-        for x in _check_inputs(example, images):
-            check_close(folded, deployed, x, what, rtol=1e-3 if dtype is None else None, min_cosine=MIN_COSINE[dtype],
+        for x, values in _check_inputs(example, images):
+            check_close(folded, deployed, x, what, rtol=1e-3 if dtype is None and values else None,
+                        min_cosine=MIN_COSINE[dtype] if values else None,
                         hint='For int8, calibrate on more / more representative inputs. ' if dtype == torch.int8 else '')
     return deployed
 
 
 def _check_inputs(example: torch.Tensor, images):
-    """The example and a batch of another size; for int8 the first calibration images instead (an
-    int8 model is only accurate on inputs like those it was calibrated on) and those resized."""
+    """(input, whether to compare values): the example, and a batch of another size; for int8 the
+    first calibration images instead (an int8 model is only accurate on inputs like those it was
+    calibrated on), and those resized to another size for the output shapes only."""
     if images is None:
-        return [example, other_size(example)]
-    same = [t for t in images[:8] if t.shape == images[0].shape]
-    batch = torch.cat(same)
+        return [(example, True), (other_size(example), True)]
+    batch = torch.cat([t for t in images[:8] if t.shape == images[0].shape])
     h, w = batch.shape[-2:]
-    return [batch, torch.nn.functional.interpolate(batch[:2], size=(h + 32, w + 16), mode='bilinear')]
+    return [(batch, True), (torch.nn.functional.interpolate(batch[:2], size=(h + 32, w + 16), mode='bilinear'), False)]
 
 
 def _available(backend: str, dtype) -> bool:

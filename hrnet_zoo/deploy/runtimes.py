@@ -58,7 +58,7 @@ def output_spec(folded: nn.Module, example: torch.Tensor) -> TreeSpec:
 
 # --- ONNX Runtime -------------------------------------------------------------------------------
 
-def _ort_int8(path: str, out_path: str, images: List[torch.Tensor]) -> str:
+def _ort_int8(path: str, out_path: str, images: List[torch.Tensor], kwargs: Optional[dict]) -> str:
     """onnxruntime static quantization (QDQ, per-channel int8 weights, uint8 activations: the
     U8S8 format ONNX Runtime recommends on x86), MinMax calibration on ``images``."""
     q = require('onnxruntime.quantization')
@@ -73,30 +73,31 @@ def _ort_int8(path: str, out_path: str, images: List[torch.Tensor]) -> str:
 
     pre = out_path + '.pre.onnx'
     q.quant_pre_process(path, pre, skip_symbolic_shape=True)
-    q.quantize_static(pre, out_path, Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True,
-                      activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8)
+    kwargs = {'quant_format': q.QuantFormat.QDQ, 'per_channel': True, 'activation_type': q.QuantType.QUInt8,
+              'weight_type': q.QuantType.QInt8, **(kwargs or {})}
+    q.quantize_static(pre, out_path, Reader(), **kwargs)
     return out_path
 
 
 def onnxruntime_runner(path: str, dtype, images: Optional[List[torch.Tensor]], threads: Optional[int],
-                       options: Optional[dict]) -> Callable:
+                       options: Optional[dict], quantization: Optional[dict]) -> Callable:
     if dtype in (torch.bfloat16, torch.float16):
         raise ValueError(f"backend='onnxruntime' runs float32 and int8 on CPU (its CPU provider has no {dtype} "
                          "convolutions); for bfloat16 use backend='openvino' or 'eager'")
     if dtype == torch.int8:
-        path = _ort_int8(path, path[:-len('.onnx')] + '.int8.onnx', images)
+        path = _ort_int8(path, path[:-len('.onnx')] + '.int8.onnx', images, quantization)
     session = onnx_session(path, threads, options)
     return lambda arr: session.run(None, {'input': arr})
 
 
 # --- OpenVINO -----------------------------------------------------------------------------------
 
-def _nncf_int8(ov_model, images: List[torch.Tensor]):
+def _nncf_int8(ov_model, images: List[torch.Tensor], kwargs: Optional[dict]):
     """NNCF post-training quantization (its defaults: symmetric 'performance' preset, fast bias
     correction) with one calibration image per item, as NNCF recommends for exact statistics."""
     nncf = require('nncf')
     dataset = nncf.Dataset(images, lambda t: t.numpy())
-    return nncf.quantize(ov_model, dataset, subset_size=len(images))
+    return nncf.quantize(ov_model, dataset, **{'subset_size': len(images), **(kwargs or {})})
 
 
 def openvino_config(core, dtype, threads: Optional[int], options: Optional[dict]) -> Dict[str, Any]:
@@ -117,12 +118,12 @@ def openvino_config(core, dtype, threads: Optional[int], options: Optional[dict]
 
 
 def openvino_runner(path: str, dtype, images: Optional[List[torch.Tensor]], threads: Optional[int],
-                    options: Optional[dict]) -> Callable:
+                    options: Optional[dict], quantization: Optional[dict]) -> Callable:
     ov = require('openvino')
     core = ov.Core()
     ov_model = core.read_model(path)  # the dynamic N, H, W of the ONNX file stay dynamic
     if dtype == torch.int8:
-        ov_model = _nncf_int8(ov_model, images)
+        ov_model = _nncf_int8(ov_model, images, quantization)
     compiled = core.compile_model(ov_model, 'CPU', openvino_config(core, dtype, threads, options))
     request = compiled.create_infer_request()
     return lambda arr: request.infer({0: arr}).to_tuple()
@@ -133,13 +134,13 @@ RUNNERS = {'onnxruntime': onnxruntime_runner, 'openvino': openvino_runner}
 
 def build_runtime(backend: str, folded: nn.Module, example: torch.Tensor, dtype,
                   images: Optional[List[torch.Tensor]] = None, threads: Optional[int] = None,
-                  options: Optional[dict] = None, opset: int = 18) -> RuntimeBody:
+                  options: Optional[dict] = None, quantization: Optional[dict] = None, opset: int = 18) -> RuntimeBody:
     """Export ``folded`` (float32, CPU) to ONNX in a temporary folder and compile it with ``backend``."""
     require('openvino' if backend == 'openvino' else 'onnxruntime')
     spec = output_spec(folded, example)
     with tempfile.TemporaryDirectory(prefix='hrnet_zoo_deploy_') as workdir:
         path = os.path.join(workdir, 'model.onnx')
         write_onnx(folded, path, example, dynamic_hw=True, opset=opset)
-        run = RUNNERS[backend](path, dtype, images, threads, options)
+        run = RUNNERS[backend](path, dtype, images, threads, options, quantization)
     name = f'{backend} {str(dtype or torch.float32).replace("torch.", "")}'
     return RuntimeBody(run, spec, example.shape[1], name)
