@@ -19,16 +19,18 @@ from typing import Any, Iterator, Mapping, Optional, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 __all__ = ['DigitsDataset', 'SeededSamples', 'build_datasets', 'build_transforms', 'DIGITS']
 
 
 @contextlib.contextmanager
-def seeded_rng(*key: int) -> Iterator[None]:
+def seeded_rng(*key: int, restore: bool = True) -> Iterator[None]:
     """Seed python's ``random``, numpy's global generator and torch's CPU generator from ``key``
-    (mixed by numpy's ``SeedSequence``) for the block, then give back the caller's states."""
-    states = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
+    (mixed by numpy's ``SeedSequence``) for the block; with ``restore``, give back the caller's
+    states afterwards (saving numpy's state is most of the cost: skip it where nothing else
+    draws from these generators)."""
+    states = (random.getstate(), np.random.get_state(), torch.random.get_rng_state()) if restore else None
     torch_seed, py_seed, np_seed = np.random.SeedSequence([k % 2**64 for k in key]).generate_state(3, np.uint64)
     random.seed(int(py_seed))
     np.random.seed(int(np_seed) % 2**32)
@@ -36,9 +38,10 @@ def seeded_rng(*key: int) -> Iterator[None]:
     try:
         yield
     finally:
-        random.setstate(states[0])
-        np.random.set_state(states[1])
-        torch.random.set_rng_state(states[2])
+        if states is not None:
+            random.setstate(states[0])
+            np.random.set_state(states[1])
+            torch.random.set_rng_state(states[2])
 
 
 class SeededSamples(Dataset):
@@ -48,9 +51,9 @@ class SeededSamples(Dataset):
 
     A sample's augmentation then depends neither on the worker process that loads it nor on how
     many samples that worker loaded before, so a run resumed mid-epoch, with any number of
-    workers or processes, augments every remaining sample as the uninterrupted run does. The
-    caller's random streams are restored after each sample (with ``num_workers=0`` dropout and
-    Mixup in the training loop draw the same numbers as without this wrapper). Set ``epoch``
+    workers or processes, augments every remaining sample as the uninterrupted run does. In the
+    main process (``num_workers=0``) the caller's random streams are restored after each sample,
+    so dropout and Mixup in the training loop draw the same numbers as with workers. Set ``epoch``
     before creating the epoch's DataLoader iterator (workers receive a copy at that point)."""
 
     def __init__(self, dataset: Dataset, seed: int = 0) -> None:
@@ -60,7 +63,9 @@ class SeededSamples(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, i: int) -> Any:
-        with seeded_rng(self.seed, self.epoch, int(i)):
+        # a worker process's generators serve only its samples: no state to give back there
+        in_worker = get_worker_info() is not None
+        with seeded_rng(self.seed, self.epoch, int(i), restore=not in_worker):
             return self.dataset[i]
 
 DIGITS = 'digits'
