@@ -89,7 +89,8 @@ def test_cli_takes_the_recipe_of_the_model_s_dataset_and_old_flags():
     recipe = _recipe(args, load_task_recipe(args))
     assert recipe.name == 'seg_lip' and recipe.eval['scales'] == [0.5, 1.0] and args.flip_test is True
     args = build_parser(COMMAND).parse_args(['train', '--optimizer', 'adamw', '--wd', '0.01', '--no-ohem',
-                                             '--set', 'train.epochs=3'])
+                                             '--set', 'train.epochs=3', '--scale', '0.75', '1.25', '--ohem-keep', '9'])
     recipe = _recipe(args, load_task_recipe(args))
     assert recipe.name == 'seg_cityscapes' and recipe.train['optimizer'] == 'adamw'
     assert recipe.train['weight_decay'] == 0.01 and recipe.train['epochs'] == 3 and recipe.data['ohem'] is False
+    assert recipe.augment['scale'] == [0.75, 1.25] and recipe.data['ohem_keep'] == 9

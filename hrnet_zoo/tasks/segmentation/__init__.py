@@ -40,11 +40,12 @@ def load_official_checkpoint(model: nn.Module, path_or_state_dict: Union[str, os
     head of another size is a :class:`~hrnet_zoo.checkpoint.WeightsError` saying which
     ``num_classes`` to build; other mismatches a :class:`~hrnet_zoo.checkpoint.KeysMismatch`
     (also a ``KeyError``) naming the file and the keys."""
-    spec = TASK_SPECS.get((getattr(model, 'pretrained_cfg', None) or {}).get('architecture'))
+    cfg = getattr(model, 'pretrained_cfg', None) or {}
+    spec = TASK_SPECS.get(cfg.get('architecture'))
     key_map = key_map_of(spec) if spec is not None and spec.official else OFFICIAL_KEY_MAP
     is_path = not isinstance(path_or_state_dict, Mapping)
     state = key_map.apply(read_state_dict(path_or_state_dict) if is_path else unwrap_state_dict(path_or_state_dict))
-    output_key = OUTPUT_KEYS.get((getattr(model, 'pretrained_cfg', None) or {}).get('head'))
+    output_key = OUTPUT_KEYS.get(cfg.get('head'))
     try:  # a checkpoint without the head: the strict load lists the missing keys
         return load_weights(model, state, KeyMap(strip=()), output_key if output_key in state else None, 'classes')
     except WeightsError as e:

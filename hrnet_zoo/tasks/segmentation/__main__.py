@@ -34,7 +34,11 @@ from .evaluate import evaluate, predict
 from .training import fit, loss_from_recipe
 from .transforms import Normalize, eval_transforms, train_transforms
 
-TRAIN_ALIASES = (('--optimizer', 'optimizer'), ('--wd', 'weight_decay'), ('--eval-every', 'eval_every'))
+# old flag spellings (one release), each the same as --set <section.key>=VALUE: (flag, key, type, nargs)
+ALIASES = (('--optimizer', 'train.optimizer', str, None), ('--wd', 'train.weight_decay', float, None),
+           ('--eval-every', 'train.eval_every', int, None), ('--ohem-thresh', 'data.ohem_thresh', float, None),
+           ('--ohem-keep', 'data.ohem_keep', int, None), ('--base-size', 'data.base_size', int, None),
+           ('--scale', 'augment.scale', float, 2))
 RECIPES = {'cityscapes': 'seg_cityscapes', 'pascal_context': 'seg_pascal_context', 'lip': 'seg_lip'}
 
 
@@ -66,8 +70,8 @@ def add_arguments(g: argparse._ArgumentGroup, command: str) -> None:
         g.add_argument('--ohem', action=argparse.BooleanOptionalAction, default=None,
                        help="OHEM cross-entropy (default: the recipe's data.ohem)")
         g.add_argument('--no-class-weights', action='store_true', help='cityscapes: plain (unweighted) CE')
-        for flag, key in TRAIN_ALIASES:  # old spellings of --set train.<key>=
-            g.add_argument(flag, dest=f'set_train_{key}', default=None, help=argparse.SUPPRESS)
+        for flag, key, kind, nargs in ALIASES:
+            g.add_argument(flag, dest='set_' + key, type=kind, nargs=nargs, default=None, help=argparse.SUPPRESS)
 
 
 def _recipe(args: argparse.Namespace, recipe: Recipe) -> Recipe:
@@ -76,11 +80,10 @@ def _recipe(args: argparse.Namespace, recipe: Recipe) -> Recipe:
     dataset = get_model_spec(args.model).dataset
     if args.recipe == COMMAND.default_recipe and RECIPES.get(dataset, args.recipe) != args.recipe:
         recipe = cli.load_task_recipe(argparse.Namespace(**{**vars(args), 'recipe': RECIPES[dataset]}))
-    overrides: List[str] = [f'train.{key}={getattr(args, "set_train_" + key)}' for _, key in TRAIN_ALIASES
-                            if getattr(args, 'set_train_' + key, None) is not None]
-    for flag, key in (('data', 'data.dataset'), ('train_list', 'data.train_list'), ('val_list', 'data.val_list'),
-                      ('ohem', 'data.ohem'), ('scales', 'eval.scales'), ('eval_crop', 'eval.crop_size'),
-                      ('crop', 'data.crop_size')):
+    overrides: List[str] = []
+    for flag, key in ((('data', 'data.dataset'), ('train_list', 'data.train_list'), ('val_list', 'data.val_list'),
+                       ('ohem', 'data.ohem'), ('scales', 'eval.scales'), ('eval_crop', 'eval.crop_size'),
+                       ('crop', 'data.crop_size')) + tuple(('set_' + key, key) for _, key, _, _ in ALIASES)):
         value = getattr(args, flag, None)
         if value is not None:
             overrides.append(f'{key}={list(value) if isinstance(value, (list, tuple)) else value}'.replace("'", ''))
