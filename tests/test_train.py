@@ -103,6 +103,27 @@ class _Augmented(torch.utils.data.Dataset):
         return x + 0.3 * torch.randn_like(x), y
 
 
+def test_seeded_samples_depend_only_on_seed_epoch_and_index():
+    """Sample i is the same tensor whether a worker of a 2-worker loader on rank 1 of 2 loads it
+    or the main process does; another epoch draws again; the caller's generators are untouched."""
+    from hrnet_zoo.train.data import SeededSamples
+    from hrnet_zoo.train.distributed import ResumableSampler
+    data = SeededSamples(_Augmented(DigitsDataset('train', size=8)), seed=3)
+    data.epoch = 1
+    sampler = ResumableSampler(data, rank=1, world_size=2, seed=3)
+    sampler.set_epoch(1, start=100)
+    loaded = torch.cat([x for x, _ in torch.utils.data.DataLoader(data, batch_size=16, sampler=sampler,
+                                                                   num_workers=2)])
+    assert torch.equal(loaded, torch.stack([data[i][0] for i in sampler]))
+    first = data[0][0]
+    data.epoch = 2
+    assert not torch.equal(data[0][0], first)
+    states = random.getstate(), np.random.get_state()[1].copy(), torch.random.get_rng_state()
+    data[5]
+    assert random.getstate() == states[0] and np.array_equal(np.random.get_state()[1], states[1])
+    assert torch.equal(torch.random.get_rng_state(), states[2])
+
+
 @pytest.fixture(scope='module')
 def augmented_run(tmp_path_factory):
     """(augmented digits, losses of an uninterrupted 2-epoch run loading them in 2 workers)."""
