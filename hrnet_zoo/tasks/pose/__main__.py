@@ -106,11 +106,16 @@ def _boxes_by_image(path: str, score_thresh: float) -> Dict[str, List[dict]]:
 
 
 def _frame_boxes(by_image: Dict[str, List[dict]], name: str, index: int, single: bool) -> List[dict]:
-    """The detections of one image / frame: by file name, by stem, by COCO's id-in-the-name
-    (``000000397133.jpg`` -> 397133), by frame index; for a single image, a file with the
+    """The detections of one image / frame: by file name (``{"images": [...], "detections": [...]}``
+    files name them), by stem, by COCO's id-in-the-name (``000000397133.jpg`` -> 397133); a video /
+    GIF frame ``clip.gif#00007`` also by its index (7); for a single image, a file with the
     detections of one image only."""
-    stem = os.path.splitext(os.path.basename(name))[0]
-    for key in (os.path.basename(name), stem, stem.lstrip('0') or '0', str(index)):
+    base = os.path.basename(name)
+    stem = os.path.splitext(base)[0]
+    keys = [base, stem, stem.lstrip('0') or '0']
+    if '#' in base:
+        keys = [base, str(int(base.rsplit('#', 1)[1]))]
+    for key in keys:
         if key in by_image:
             return by_image[key]
     ids = {d['image_id'] for dets in by_image.values() for d in dets}
@@ -167,8 +172,9 @@ def _to_pil(image: torch.Tensor):
 
 def _jsonable(person: Dict[str, Any]) -> Dict[str, Any]:
     return {'bbox': [round(float(v), 2) for v in person['bbox']], 'bbox_score': round(person['bbox_score'], 4),
-            'score': round(person['score'], 4), 'keypoints': np.round(person['keypoints'], 2).tolist(),
-            'keypoint_scores': np.round(person['keypoint_scores'], 3).tolist()}
+            'score': round(person['score'], 4),
+            'keypoints': np.round(np.asarray(person['keypoints'], dtype=np.float64), 2).tolist(),
+            'keypoint_scores': np.round(np.asarray(person['keypoint_scores'], dtype=np.float64), 3).tolist()}
 
 
 def add_arguments(p: argparse._ArgumentGroup, command: str) -> None:

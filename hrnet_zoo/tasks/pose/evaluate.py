@@ -166,7 +166,9 @@ def as_image_tensor(image: ImageLike) -> torch.Tensor:
 
 def _boxes_array(boxes) -> Tuple[np.ndarray, np.ndarray]:
     """(N, 4) xywh boxes and (N,) scores from an (N, 4|5) array or COCO detection dicts."""
-    if len(boxes) and isinstance(boxes[0], dict):
+    if not len(boxes):
+        return np.zeros((0, 4)), np.zeros(0)
+    if isinstance(boxes[0], dict):
         return (np.array([b['bbox'][:4] for b in boxes], dtype=np.float64).reshape(-1, 4),
                 np.array([b.get('score', 1.0) for b in boxes], dtype=np.float64))
     arr = np.asarray(boxes, dtype=np.float64).reshape(len(boxes), -1)
