@@ -1,0 +1,118 @@
+"""Contract tests over the whole registry: every name of ``hrnet_zoo.list_models()`` (classifiers
+and task models) builds, gives outputs of the shape its spec promises, round-trips its weights
+strictly through a safetensors file, carries a complete ``pretrained_cfg``, has a hubconf entry,
+and keeps its outputs through ``hrnet_zoo.deploy``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import hrnet_zoo
+from hrnet_zoo.tasks import TASK_SPECS, get_model_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+NAMES = hrnet_zoo.list_models()
+TASK_INPUT = {'classification': (64, 64), 'pose': (64, 48), 'landmarks': (64, 64), 'segmentation': (64, 96),
+              'detection': (96, 128)}
+REQUIRED_CFG = ('architecture', 'task', 'input_size', 'mean', 'std', 'license', 'hf_hub_id')
+
+
+def _task(name: str) -> str:
+    return TASK_SPECS[name].task if name in TASK_SPECS else 'classification'
+
+
+def _kwargs(name: str) -> dict:
+    # detection: torchvision resizes every image to min_size; keep it small here
+    return dict(min_size=96, max_size=128) if _task(name) == 'detection' else {}
+
+
+def _build(name: str, **kwargs):
+    torch.manual_seed(0)
+    return hrnet_zoo.create_model(name, **_kwargs(name), **kwargs).eval()
+
+
+def _outputs(model, x):
+    with torch.no_grad():
+        return model(x)
+
+
+def _flat(out):
+    """Tensors of a model output (a tensor, a list of dicts of tensors, ...), in order."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        return [t for k in sorted(out) for t in _flat(out[k])]
+    return [t for o in out for t in _flat(o)]
+
+
+@pytest.fixture(scope='module')
+def hubconf():
+    return torch.hub._import_module('hubconf', str(ROOT / 'hubconf.py'))
+
+
+def test_registry_lists_every_task_and_filters():
+    by_task = {t: hrnet_zoo.list_models(task=t) for t in hrnet_zoo.TASKS}
+    assert sorted(n for names in by_task.values() for n in names) == sorted(NAMES)
+    assert all(by_task.values()), {t: len(v) for t, v in by_task.items()}
+    assert set(by_task['classification']) == {n for n in NAMES if n not in TASK_SPECS}
+    for name in TASK_SPECS:
+        assert get_model_spec(name).name == name
+    with pytest.raises(ValueError, match='unknown task'):
+        hrnet_zoo.list_models(task='depth')
+    with pytest.raises(KeyError, match='list_models'):
+        get_model_spec('hrnet_w32')
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_model_contract(name, tmp_path, hubconf):
+    task = _task(name)
+    model = _build(name)
+    cfg = model.pretrained_cfg
+    missing = [k for k in REQUIRED_CFG if k not in cfg]
+    assert not missing, f'{name}: pretrained_cfg lacks {missing}'
+    assert cfg['architecture'] == name.split('.')[0] and cfg['task'] == task
+    assert len(cfg['input_size']) == 3 and len(cfg['mean']) == 3 and len(cfg['std']) == 3
+
+    h, w = TASK_INPUT[task]
+    x = torch.rand(1, 3, h, w) if task == 'detection' else torch.randn(1, 3, h, w)
+    out = _outputs(model, [x[0]] if task == 'detection' else x)
+    if task == 'classification':
+        assert out.shape == (1, cfg['num_classes'])
+    else:
+        spec = get_model_spec(name)
+        n = cfg[spec.output_arg]
+        assert n == spec.num_outputs
+        if task in ('pose', 'landmarks'):
+            assert out.shape == (1, n, -(-h // 4), -(-w // 4))
+        elif task == 'segmentation':
+            assert out.shape == (1, n, h, w)
+        else:
+            assert isinstance(out, list) and len(out) == 1 and {'boxes', 'labels', 'scores'} <= set(out[0])
+            assert out[0]['boxes'].shape[-1] == 4
+
+    # strict weight round trip through a safetensors file and the public loaders
+    path = tmp_path / 'model.safetensors'
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    if task == 'classification':
+        again = _build(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    else:
+        again = _build(name, pretrained=str(path))
+    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+
+    # torch.hub: one entry per registered name
+    assert callable(getattr(hubconf, name, None)) or task == 'classification' and callable(hubconf.hrnet)
+
+    # deploy keeps the outputs (BN folded, checked on deploy as well); a detector's post-processing
+    # (score threshold, NMS) is discrete, so its backbone + neck is what is deployed and compared
+    if task == 'detection':
+        model = model.backbone
+        out = _outputs(model, x)
+    deployed = hrnet_zoo.deploy(model)
+    for got, want in zip(_flat(_outputs(deployed, x)), _flat(out), strict=True):
+        # random weights give outputs of any magnitude: compare relative to the output's scale
+        err = (got.float() - want.float()).abs().max().item()
+        assert err <= 1e-4 * want.abs().max().item() + 1e-5, f'{name}: deploy changed outputs by {err}'
