@@ -72,6 +72,9 @@ def _create_hrnet(variant: str, pretrained: bool = False, **kwargs: Any):
         pretrained_filter_fn=_drop_unbuilt_modules if native_features else None, **kwargs)
     if native_features:
         model.pretrained_cfg = model.default_cfg = pretrained_cfg_for_features(model.pretrained_cfg)
+    # the zoo's task key (as the task models'); timm's PretrainedCfg has no such field, so the
+    # folder writer drops it from config.json
+    model.pretrained_cfg['task'] = 'classification'
     return model
 
 
