@@ -112,3 +112,75 @@ def test_boxes_outside_the_image_are_clipped_or_skipped(synth, tmp_path):
         a['bbox'] = [500.0, 500.0, 30.0, 30.0]
     with pytest.raises(ValueError, match='no non-crowd person annotation'):
         COCOKeypoints(write(tmp_path, data), synth[1])
+
+
+def half_body_person(tmp_path, num_visible=17):
+    """One 17-keypoint person: upper body (head, arms) in y 20-70, lower body (hips, legs) in y 120-180."""
+    rng = np.random.default_rng(0)
+    upper = np.stack([rng.uniform(80, 120, 11), rng.uniform(20, 70, 11)], 1)
+    lower = np.stack([rng.uniform(80, 120, 6), rng.uniform(120, 180, 6)], 1)
+    vis = np.array([2] * num_visible + [0] * (17 - num_visible))
+    kpts = np.concatenate([np.concatenate([upper, lower]), vis[:, None]], 1)
+    from PIL import Image
+    Image.fromarray(rng.integers(0, 255, (200, 200, 3)).astype(np.uint8)).save(tmp_path / 'p.png')
+    from hrnet_zoo.tasks.pose.specs import COCO_KEYPOINT_NAMES
+    data = {'images': [{'id': 1, 'file_name': 'p.png', 'width': 200, 'height': 200}],
+            'annotations': [{'id': 1, 'image_id': 1, 'category_id': 1, 'iscrowd': 0, 'bbox': [70, 10, 60, 180],
+                             'area': 60 * 180, 'keypoints': kpts.reshape(-1).tolist()}],
+            'categories': [{'id': 1, 'name': 'person', 'keypoints': list(COCO_KEYPOINT_NAMES)}]}
+    return write(tmp_path, data), str(tmp_path)
+
+
+def test_half_body_crops_contain_only_the_chosen_half(tmp_path):
+    ann, root = half_body_person(tmp_path)
+    ds = COCOKeypoints(ann, root, input_size=(64, 48), train=True, half_body_prob=1.0, scale_factor=0.0,
+                       rotation_prob=0.0, flip_prob=0.0)
+    halves = set()
+    for seed in range(12):
+        torch.manual_seed(seed)
+        k = ds[0]['keypoints'].numpy()
+        inside = (k[:, 0] >= 0) & (k[:, 0] <= 47) & (k[:, 1] >= 0) & (k[:, 1] <= 63)
+        upper, lower = inside[:11], inside[11:]
+        assert (upper.all() and not lower.any()) or (lower.all() and not upper.any()), inside
+        halves.add('upper' if upper.all() else 'lower')
+    assert halves == {'upper', 'lower'}  # both halves are chosen (official: randn() < 0.5 picks the upper)
+    # 8 labelled joints or fewer: never a half-body crop (official: more than NUM_JOINTS_HALF_BODY = 8)
+    ann, root = half_body_person(tmp_path, num_visible=8)
+    few = COCOKeypoints(ann, root, input_size=(64, 48), train=True, half_body_prob=1.0, scale_factor=0.0,
+                        rotation_prob=0.0, flip_prob=0.0)
+    plain = COCOKeypoints(ann, root, input_size=(64, 48))
+    torch.manual_seed(0)
+    assert torch.allclose(few[0]['keypoints'], plain[0]['keypoints'], atol=1e-4)
+
+
+def test_half_body_box_official_rule():
+    from hrnet_zoo.tasks.pose.data import half_body_box
+    k = np.zeros((17, 3))
+    k[:11] = [[10.0 + i, 20.0 + 2 * i, 2] for i in range(11)]
+    center, scale = half_body_box(k, range(11), 0.75, choose_upper=True)
+    assert np.allclose(center, [15.0, 30.0])
+    assert np.allclose(scale, np.array([20 * 0.75, 20]) / 200 * 1.5)  # grown to the aspect ratio, x1.5
+    k[:, 2] = 0
+    k[0, 2] = 2
+    assert half_body_box(k, range(11), 0.75, choose_upper=True) is None  # fewer than 2 joints
+
+
+def test_detection_boxes_file_is_read_as_the_official_loader(synth, tmp_path):
+    from hrnet_zoo.tasks.pose.data import read_detections
+    dets = [{'image_id': 1, 'category_id': 1, 'bbox': [1, 2, 30, 40], 'score': 0.5},
+            {'image_id': 1, 'category_id': 3, 'bbox': [1, 2, 30, 40], 'score': 0.9},
+            {'image_id': 2, 'category_id': 1, 'bbox': [1, 2, 0, 40], 'score': 0.9},
+            {'image_id': 2, 'category_id': 1, 'bbox': [5, 5, 20, 20], 'score': 0.1}]
+    path = tmp_path / 'dets.json'
+    path.write_text(json.dumps(dets))
+    assert [d['score'] for d in read_detections(str(path))] == [0.5, 0.1]
+    assert [d['score'] for d in read_detections(dets, score_thresh=0.2)] == [0.5]
+    ds = COCOKeypoints(*synth, input_size=(64, 48), boxes=str(path))
+    assert len(ds) == 2 and ds[0]['score'].item() == 0.5 and ds[0]['target_weight'].sum() == 0
+    assert ds.samples[0]['area'] == pytest.approx(np.prod(ds.samples[0]['scale'] * 200))
+    with pytest.raises(ValueError, match='no person detection'):
+        COCOKeypoints(*synth, boxes=str(path), det_score_thresh=0.9)
+    with pytest.raises(ValueError, match='for evaluation'):
+        COCOKeypoints(*synth, boxes=str(path), train=True)
+    with pytest.raises(FileNotFoundError, match='nope.json'):
+        read_detections(str(tmp_path / 'nope.json'))
