@@ -100,9 +100,12 @@ def test_pretrained_cfg_of_a_named_model():
 def test_overrides_show_in_pretrained_cfg_and_the_trunk_loads_from_a_classifier():
     import timm
     from hrnet_zoo.checkpoint import load_trunk
-    m = build_face_model(num_landmarks=5, arch='hrnet_w18_small', bn_momentum=0.1)
-    cfg = m.pretrained_cfg
-    assert (cfg['trunk'], cfg['num_landmarks'], cfg['flip_pairs'], cfg['bn_momentum']) == ('hrnet_w18_small', 5, [], 0.1)
+    cfg = build_face_model(num_landmarks=5, arch='hrnet_w18_small', bn_momentum=0.1).pretrained_cfg
+    assert (cfg['architecture'], cfg['trunk'], cfg['num_landmarks'], cfg['flip_pairs'], cfg['bn_momentum']) == (
+        'FaceHRNet', 'hrnet_w18_small', 5, [], 0.1)
+    cfg = hrnet_zoo.create_model('hrnet_w18_face_wflw', num_landmarks=5, arch='hrnet_w18_small').pretrained_cfg
+    assert (cfg['architecture'], cfg['trunk'], cfg['num_landmarks'], cfg['flip_pairs']) == (
+        'hrnet_w18_face_wflw', 'hrnet_w18_small', 5, [])
     assert cfg['metrics'] == {} and cfg['official_checkpoint'] is None and cfg['dataset'] is None
     classifier = timm.create_model('hrnet_w18_small')
     m = hrnet_zoo.create_model('hrnet_w18_face_aflw', arch='hrnet_w18_small', weights_backbone=classifier.state_dict())

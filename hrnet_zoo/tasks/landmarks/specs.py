@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
-from ...checkpoint import KeyMap, load_trunk
+from ...checkpoint import KeyMap, load_trunk, load_weights
 from ..registry import OfficialCheckpoint, TaskModelSpec, register_specs, spec_overrides
 from .models import FACE_BN_MOMENTUM, FaceHRNet
 
@@ -127,15 +127,19 @@ _BY_DATASET = {s.dataset: s for s in SPECS}
 
 
 def build_face_model(num_landmarks: int = 98, arch: str = 'hrnet_w18', dataset: Optional[str] = None,
-                     checkpoint_path: Optional[str] = None, **kwargs: Any) -> FaceHRNet:
-    """HRNetV2 landmark model on trunk ``arch``: the model of ``dataset`` ('wflw', '300w', 'aflw',
-    'cofw': its landmark count and flip pairs), or ``num_landmarks`` heatmaps without flip pairs.
+                     checkpoint_path: Optional[str] = None, weights_backbone: Any = None, **kwargs: Any) -> FaceHRNet:
+    """HRNetV2 landmark model on trunk ``arch``: the registered model of ``dataset`` ('wflw', '300w',
+    'aflw', 'cofw': its landmark count and flip pairs), or a :class:`FaceHRNet` of ``num_landmarks``
+    heatmaps (no flip pairs unless given) described by its own ``pretrained_cfg``.
     ``checkpoint_path``: an official ``HR18-*.pth``, an engine checkpoint or a safetensors file."""
     if dataset is not None:
         if dataset not in _BY_DATASET:
             raise ValueError(f'unknown face dataset {dataset!r}; choose one of {sorted(_BY_DATASET)}')
-        spec = _BY_DATASET[dataset]
-    else:
-        spec = _BY_DATASET['wflw']
-        kwargs.update(num_landmarks=num_landmarks, flip_pairs=kwargs.get('flip_pairs', ()))
-    return BUILDERS[spec.name](checkpoint_path=checkpoint_path, arch=arch, **kwargs)
+        return BUILDERS[_BY_DATASET[dataset].name](checkpoint_path=checkpoint_path, arch=arch,
+                                                   weights_backbone=weights_backbone, **kwargs)
+    model = FaceHRNet(arch, num_landmarks=num_landmarks, **kwargs)
+    if weights_backbone is not None:
+        load_trunk(model, weights_backbone)
+    if checkpoint_path:
+        load_weights(model, checkpoint_path, OFFICIAL_KEY_MAP, OUTPUT_KEY, 'landmarks')
+    return model
