@@ -126,7 +126,11 @@ def main(argv: Optional[List[str]] = None) -> Any:
     args = cli.build_parser(COMMAND).parse_args(argv)
     if args.recipe == DEFAULT_RECIPE:
         args.recipe = recipe_for(args.model)
-    return args.handler(args, cli.load_task_recipe(args))
+    recipe, dataset = cli.load_task_recipe(args), get_model_spec(args.model).dataset
+    if recipe.data.get('dataset') not in (None, dataset):
+        print(f"note: recipe {recipe.name!r} is written for {recipe.data['dataset']}, the model for {dataset}",
+              file=sys.stderr)
+    return args.handler(args, recipe)
 
 
 if __name__ == '__main__':
