@@ -45,6 +45,7 @@ RECIPES = {'cityscapes': 'seg_cityscapes', 'pascal_context': 'seg_pascal_context
 def add_arguments(g: argparse._ArgumentGroup, command: str) -> None:
     """The segmentation flags (defaults: the recipe's)."""
     g.add_argument('--num-classes', type=int, default=None, help="override the model's classes")
+    g.add_argument('--arch', default=None, help="another trunk, e.g. hrnet_w18_small for a smoke run")
     g.add_argument('--align-corners', type=lambda v: v.lower() in ('1', 'true', 'yes'), default=None,
                    help="true/false; default: the official config's MODEL.ALIGN_CORNERS for the model")
     g.add_argument('--scales', type=float, nargs='+', default=None,
@@ -96,7 +97,7 @@ def _model(args: argparse.Namespace, **kwargs: Any):
     """``--model`` with ``--checkpoint`` (official trainer layout for every model, the W18-small
     ones too, or an engine / safetensors checkpoint)."""
     model = cli.build_model(argparse.Namespace(**{**vars(args), 'checkpoint': None}), num_classes=args.num_classes,
-                            align_corners=args.align_corners, **kwargs)
+                            align_corners=args.align_corners, arch=args.arch, **kwargs)
     return load_official_checkpoint(model, args.checkpoint) if args.checkpoint else model
 
 
