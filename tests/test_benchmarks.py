@@ -83,3 +83,42 @@ def test_memory_tiny_run_with_and_without_checkpointing(tmp_path, capsys):
         assert r['peak_mib'] >= 0
     summary = out['summary'][0]
     assert summary['ckpt_time_ratio'] > 0 and summary['ckpt_memory_ratio'] > 0
+
+
+def _installed(*modules) -> bool:
+    import importlib.util
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+@pytest.mark.skipif(not _installed('openvino', 'nncf', 'onnxruntime'),
+                    reason='openvino / nncf / onnxruntime not installed: pip install "hrnet-zoo[onnx,openvino]"')
+def test_speed_task_model_with_openvino_and_int8_names_the_fastest(speed, monkeypatch, capsys):
+    """--task segmentation (shrunk to a tiny model and size here): the OpenVINO rows share one raw
+    OpenVINO peer, and the run closes with 'fastest on this machine: ...'."""
+    monkeypatch.setitem(speed.TASKS, 'segmentation', ('hrnet_w18_small_seg_cityscapes', (64, 96), 1))
+    out = speed.main(['--task', 'segmentation', '--modes', 'deploy', 'openvino', 'int8', '--repeats', '2',
+                      '--warmup', '1', '--min-sample-s', '0', '--no-progress', '--threads', '1'])
+    printed = capsys.readouterr().out
+    rows = out['rows']
+    assert [(r['model'], r['mode'], r['size']) for r in rows] == [
+        ('hrnet_w18_small_seg_cityscapes', m, '64x96') for m in ('deploy', 'openvino', 'int8')]
+    assert rows[0]['peer'] == 'PyTorch channels_last fp32' and math.isnan(rows[0]['timm_ips'])
+    assert rows[1]['peer'] == rows[2]['peer'] == 'OpenVINO default on our ONNX'
+    assert rows[1]['peer_ips'] == rows[2]['peer_ips'] > 0  # one peer, timed once
+    assert rows[2]['dtype'] == 'int8' and rows[2]['ours_ips'] > 0
+    last = printed.strip().splitlines()[-1]
+    assert last.startswith('fastest on this machine: ') and 'hrnet_w18_small_seg_cityscapes b1 64x96' in last
+    assert out['verdict'][-1] == last
+
+
+def test_timing_warms_up_until_settled_and_reports_spread(speed):
+    calls = {'n': 0}
+
+    def slow_first(x):  # like oneDNN: the first calls of a shape are slow
+        calls['n'] += 1
+        speed.time.sleep({1: 0.1, 2: 0.05}.get(calls['n'], 0.002))
+
+    res = speed.time_interleaved({'f': slow_first, 'g': lambda x: speed.time.sleep(0.004)}, None, 'cpu',
+                                 repeats=3, warmup=1, min_sample_s=0.02)
+    assert res['f']['s'] < 0.03 and res['f']['calls'] >= 2  # warm-up went past the slow calls
+    assert 0.004 <= res['g']['s'] < 0.03 and res['g']['spread'] >= 0
