@@ -78,8 +78,8 @@ def cmd_train(args, recipe: Recipe) -> Dict[str, Any]:
 
 def cmd_eval(args, recipe: Recipe) -> Dict[str, float]:
     from ...train.distributed import init_distributed
-    init_distributed(args.device)
-    model = _model(args).to(device_of(args))
+    info = init_distributed(args.device)  # under torchrun: every process evaluates a share of the boxes
+    model = _model(args).to(info.device)
     det = {} if not args.det_boxes else {'boxes': args.det_boxes,
                                          'det_score_thresh': _opt(args, recipe, 'det_score_thresh')}
     val_set = _dataset(model, args.val_ann, args.val_images, False, recipe, **det)
@@ -88,7 +88,7 @@ def cmd_eval(args, recipe: Recipe) -> Dict[str, float]:
                           num_workers=args.workers, vis_thresh=_opt(args, recipe, 'vis_thresh'),
                           oks_thresh=_opt(args, recipe, 'oks_thresh'), soft_nms=_opt(args, recipe, 'soft_nms'),
                           results_json=args.results_json, progress=not args.no_progress)
-    return print_json(stats)
+    return print_json(stats) if info.rank == 0 else stats
 
 
 def _boxes_by_image(path: str, score_thresh: float) -> Dict[str, List[dict]]:
