@@ -3,7 +3,12 @@
     python -m hrnet_zoo.train --recipe paper --model hrnet_w32 --data-dir /data/imagenet
     torchrun --nproc_per_node 8 -m hrnet_zoo.train --recipe cosine_cutmix_300e --model hrnet_w48 \
         --data-dir /data/imagenet --amp bf16 --channels-last
+    python -m hrnet_zoo.train --recipe paper --model hrnet_w18 --data-dir /data/imagenet \
+        --opt adamw --sched cosine --img-size 256 --save-every-min 30 --resume auto
     python -m hrnet_zoo.train --list-recipes
+
+timm ``train.py``'s names (``--img-size``, ``--opt``, ``--sched``, ...) are aliases of recipe values,
+the same as ``--set section.key=value`` (see ``--help``).
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-__all__ = ['build_parser', 'main', 'recipes_table']
+__all__ = ['build_parser', 'main', 'recipes_table', 'resolve_recipe']
 
 
 def build_parser() -> argparse.ArgumentParser:
