@@ -234,6 +234,6 @@ def load_weights(model: nn.Module, source: Union[PathLike, Mapping[str, torch.Te
     state = (key_map or KeyMap()).apply(state)
     if output_key is not None:
         own = model.state_dict()
-        if output_key in own:
+        if output_key in own and output_key in state:  # a missing head is listed by load_strict
             check_num_outputs(state, output_key, own[output_key].shape[0], what, where)
     return load_strict(model, state, where)

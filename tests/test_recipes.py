@@ -15,7 +15,7 @@ def test_shipped_recipes():
     assert {'paper', 'cosine_cutmix_300e'} <= set(list_recipes())
 
 
-@pytest.mark.parametrize('name', list_recipes())
+@pytest.mark.parametrize('name', list_recipes(task='classification'))
 def test_every_recipe_builds_optimizer_and_scheduler(name):
     recipe = load_recipe(name)
     assert recipe.reproduces['top1'] and recipe.description
@@ -92,3 +92,37 @@ def test_hrnet_zoo_cli_recipes_verb(capsys):
     from hrnet_zoo.cli import main
     assert main(['recipes']) == 0
     assert capsys.readouterr().out == recipes_table() + '\n'
+
+
+# --- task recipes (pose / landmarks / segmentation / detection) -----------------------------------
+@pytest.mark.parametrize('task', ['pose', 'landmarks', 'segmentation', 'detection'])
+def test_every_task_has_recipes_that_build_a_train_config(task):
+    names = list_recipes(task=task)
+    assert names, task
+    for name in names:
+        recipe = load_recipe(name)
+        assert recipe.task == task and recipe.description and recipe.reproduces, name
+        cfg = recipe.train_config(batch_size=2)
+        assert cfg.batch_size == 2 and cfg.epochs >= 1 and cfg.lr > 0, name
+    assert not set(names) & set(list_recipes(task='classification'))
+
+
+def test_task_recipe_overrides_must_name_declared_keys_with_their_types(tmp_path):
+    path = tmp_path / 'toy_pose.yaml'
+    path.write_text('name: toy\ntask: pose\ntrain: {epochs: 3, batch_size: 8, lr: 0.001, optimizer: adam}\n'
+                    'data: {sigma: 2.0, flip: true, half_body_prob: 0.3}\neval: {flip_test: true}\n')
+    recipe = load_recipe(path)
+    assert recipe.data == {'sigma': 2.0, 'flip': True, 'half_body_prob': 0.3} and recipe.eval == {'flip_test': True}
+    changed = recipe.with_overrides(['data.sigma=3', 'eval.flip_test=false', 'train.epochs=5'])
+    assert (changed.data['sigma'], changed.eval['flip_test'], changed.train['epochs']) == (3, False, 5)
+    assert recipe.data['sigma'] == 2.0  # the original is untouched
+    with pytest.raises(RecipeError, match=r'no data\.sigmaa; valid keys in data: flip, half_body_prob, sigma'):
+        recipe.with_overrides(['data.sigmaa=3'])
+    with pytest.raises(RecipeError, match=r'data\.flip is bool .* got str'):
+        recipe.with_overrides(['data.flip=maybe'])
+    with pytest.raises(RecipeError, match='section must be one of train, data, augment, eval'):
+        recipe.with_overrides(['loss.ohem=true'])
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('name: bad\ntask: depth\ntrain: {epochs: 1}\n')
+    with pytest.raises(RecipeError, match="task must be one of .* got 'depth'"):
+        load_recipe(bad)

@@ -87,12 +87,12 @@ def test_cli_takes_the_recipe_of_the_model_s_dataset_and_old_flags():
     from hrnet_zoo.tasks.segmentation.__main__ import COMMAND, _recipe
     args = build_parser(COMMAND).parse_args(['eval', '--model', 'hrnet_w48_seg_lip', '--flip', '--scales', '0.5', '1',
                                              '--arch', 'hrnet_w18_small'])
-    recipe = _recipe(args, load_task_recipe(args))
+    recipe = _recipe(args, load_task_recipe(args, COMMAND))
     assert recipe.name == 'seg_lip' and recipe.eval['scales'] == [0.5, 1.0] and args.flip_test is True
     assert args.arch == 'hrnet_w18_small'  # a smaller trunk for smoke runs (the builder's arch=)
     args = build_parser(COMMAND).parse_args(['train', '--optimizer', 'adamw', '--wd', '0.01', '--no-ohem',
                                              '--set', 'train.epochs=3', '--scale', '0.75', '1.25', '--ohem-keep', '9'])
-    recipe = _recipe(args, load_task_recipe(args))
+    recipe = _recipe(args, load_task_recipe(args, COMMAND))
     assert recipe.name == 'seg_cityscapes' and recipe.train['optimizer'] == 'adamw'
     assert recipe.train['weight_decay'] == 0.01 and recipe.train['epochs'] == 3 and recipe.data['ohem'] is False
     assert recipe.augment['scale'] == [0.75, 1.25] and recipe.data['ohem_keep'] == 9

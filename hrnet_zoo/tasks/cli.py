@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, List, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
@@ -34,8 +34,9 @@ Handler = Callable[[argparse.Namespace, Recipe], Any]
 @dataclass(frozen=True)
 class TaskCommand:
     """What a task package gives the shared CLI: its name, default model and recipe, the
-    handlers of ``train`` / ``eval`` / ``predict`` (each ``handler(args, recipe)``), and
-    ``add_arguments(parser, command)`` for its own flags."""
+    handlers of ``train`` / ``eval`` / ``predict`` (each ``handler(args, recipe)``),
+    ``add_arguments(parser, command)`` for its own flags, and ``recipes``: the shipped recipe of
+    each dataset (without ``--recipe``, a model gets its dataset's, else ``default_recipe``)."""
     task: str
     default_model: str
     default_recipe: str
@@ -44,6 +45,12 @@ class TaskCommand:
     predict: Handler
     add_arguments: Callable[[argparse.ArgumentParser, str], None]
     description: str = ''
+    recipes: Mapping[str, str] = field(default_factory=dict)
+
+    def recipe_for(self, model: str) -> str:
+        """The recipe a model trains and evaluates with by default: its dataset's."""
+        from .registry import get_model_spec
+        return self.recipes.get(get_model_spec(model).dataset, self.default_recipe)
 
 
 def _common(cmd: TaskCommand) -> argparse.ArgumentParser:
@@ -62,9 +69,9 @@ def _common(cmd: TaskCommand) -> argparse.ArgumentParser:
                    help="model input size (default: the model's)")
     g.add_argument('--flip-test', action=argparse.BooleanOptionalAction, default=None,
                    help='average with the flipped image at test time (default: the recipe\'s eval.flip_test)')
-    g.add_argument('--recipe', default=cmd.default_recipe,
-                   help=f'task recipe name or YAML file (default {cmd.default_recipe}; '
-                        '`hrnet-zoo recipes` lists them)')
+    g.add_argument('--recipe', default=None,
+                   help=f'task recipe name or YAML file (default: the recipe of the model\'s dataset, '
+                        f'{cmd.default_recipe} for {cmd.default_model}; `hrnet-zoo recipes` lists them)')
     g.add_argument('--set', dest='overrides', action='append', default=[], metavar='SECTION.KEY=VALUE',
                    help='override a recipe value, e.g. --set train.epochs=10 (repeatable)')
     return p
@@ -96,8 +103,7 @@ def build_parser(cmd: TaskCommand) -> argparse.ArgumentParser:
              'eval': f'the {cmd.task} metric on a validation set',
              'predict': 'run the model on images and write the drawings / outputs'}
     for command, handler in (('train', cmd.train), ('eval', cmd.evaluate), ('predict', cmd.predict)):
-        s = sub.add_parser(command, parents=[common], help=helps[command],
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        s = sub.add_parser(command, parents=[common], help=helps[command], description=helps[command])
         if command == 'train':
             _train_options(s)
         if command == 'predict':
@@ -110,30 +116,34 @@ def build_parser(cmd: TaskCommand) -> argparse.ArgumentParser:
 
 def main(cmd: TaskCommand, argv: Optional[Sequence[str]] = None) -> Any:
     args = build_parser(cmd).parse_args(argv)
-    recipe = load_task_recipe(args)
-    return args.handler(args, recipe)
+    return args.handler(args, load_task_recipe(args, cmd))
 
 
-def load_task_recipe(args: argparse.Namespace) -> Recipe:
-    """The recipe of ``--recipe`` with ``--set`` overrides, then the explicit flags
-    (``--epochs``, ``--lr``) as ``train`` overrides."""
-    recipe = load_recipe(args.recipe)
+def load_task_recipe(args: argparse.Namespace, cmd: Optional[TaskCommand] = None) -> Recipe:
+    """The recipe of ``--recipe`` (none given: ``cmd.recipe_for(--model)``) with the ``--set``
+    overrides, then ``--epochs`` as a ``train`` override (``--lr`` is applied, unscaled, by
+    :func:`train_config`)."""
+    name = args.recipe or (cmd.recipe_for(args.model) if cmd is not None else None)
+    if name is None:
+        raise ValueError('no --recipe given and no task command to choose the default one')
+    recipe = load_recipe(name)
     overrides: List[str] = list(args.overrides)
-    for flag, key in (('epochs', 'epochs'), ('lr', 'lr')):
-        value = getattr(args, flag, None)
-        if value is not None:
-            overrides.append(f'train.{key}={value!r}')
+    if getattr(args, 'epochs', None) is not None:
+        overrides.append(f'train.epochs={args.epochs!r}')
     return recipe.with_overrides(overrides) if overrides else recipe
 
 
 def train_config(args: argparse.Namespace, recipe: Recipe, **run: Any):
     """The engine config of a ``train`` command: the recipe's ``train`` section and this run's
     flags (``--batch-size`` is per process; without it the recipe's global batch is split over
-    the processes)."""
+    the processes). The recipe's lr is scaled to the global batch; an explicit ``--lr`` is used
+    as given."""
     world = int(os.environ.get('WORLD_SIZE') or 1)  # torchrun's; the engine joins the group itself
     values = dict(out_dir=args.out_dir or f'runs/{recipe.task}', max_steps=args.max_steps, amp=args.amp,
                   resume=args.resume, seed=args.seed, device=args.device, progress=not args.no_progress,
                   num_workers=args.workers, channels_last=args.channels_last)
+    if getattr(args, 'lr', None) is not None:
+        values['lr'] = args.lr
     values.update(run)
     out_dir = values.pop('out_dir')
     return recipe.train_config(out_dir=out_dir, world_size=world, batch_size=args.batch_size, **values)

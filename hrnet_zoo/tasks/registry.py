@@ -54,6 +54,8 @@ class TaskModelSpec:
         flip_pairs: left/right output pairs for flip test and flip augmentation.
         mean, std: input normalisation (RGB, 0-1 images).
         official: the official checkpoint and its key map, when one is published.
+        key_map: the official key layout of a model whose official file is not known (the
+            official code's layout all the same); ``official.key_map`` wins when both are set.
         metrics: official metrics ``{'dataset': ..., 'split': ..., <metric>: value, 'source': ...}``.
         options: constructor options of the head (``align_corners``, detector settings, ...).
         license: license of the official weights.
@@ -74,6 +76,7 @@ class TaskModelSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
     license: str = 'mit'
     description: str = ''
+    key_map: Optional[KeyMap] = None  # the official layout when no official file is known
 
     def __post_init__(self):
         if self.task not in OUTPUT_ARG:
@@ -156,8 +159,11 @@ def register_specs(specs: Iterable[TaskModelSpec], build: Callable[..., nn.Modul
 
 
 def key_map_of(spec: TaskModelSpec) -> KeyMap:
-    """The key map from the spec's official layout to ours (identity + ``module.`` if none)."""
-    return spec.official.key_map if spec.official else KeyMap()
+    """The key map from the spec's official layout to ours: the official checkpoint's, else the
+    spec's ``key_map`` (an official layout whose file is not known), else strip ``module.``."""
+    if spec.official is not None:
+        return spec.official.key_map
+    return spec.key_map or KeyMap()
 
 
 def _make_builder(spec: TaskModelSpec, build: Callable[..., nn.Module], output_key: Optional[str]) -> Builder:

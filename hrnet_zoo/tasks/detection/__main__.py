@@ -27,7 +27,7 @@ from torchvision.transforms.v2 import functional as TF
 from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
 from ...train.engine import fit_summary
-from ...train.recipes import Recipe, load_recipe
+from ...train.recipes import Recipe
 from .. import cli
 from ..drawing import save_png
 from .data import CocoDetectionDataset, SyntheticBoxes, train_transform
@@ -90,11 +90,10 @@ def _train_set(args: argparse.Namespace, recipe: Recipe, model) -> torch.utils.d
     return CocoDetectionDataset(args.images, args.ann, masks=masks, transform=train_transform(recipe.data['hflip']))
 
 
-def _warmup_ratio(args: argparse.Namespace) -> float:
-    """The recipe's warmup_lr / lr (before --lr): the warmup starts at that fraction of the run's lr."""
-    base = load_recipe(args.recipe)
-    base = base.with_overrides(args.overrides) if args.overrides else base
-    return float(base.train.get('warmup_lr', 0.0)) / float(base.train['lr'])
+def _warmup_ratio(recipe: Recipe) -> float:
+    """The recipe's warmup_lr / lr (--lr is not applied to the recipe): the warmup starts at that
+    fraction of the run's lr."""
+    return float(recipe.train.get('warmup_lr', 0.0)) / float(recipe.train['lr'])
 
 
 def train(args: argparse.Namespace, recipe: Recipe) -> Dict[str, Any]:
@@ -102,7 +101,7 @@ def train(args: argparse.Namespace, recipe: Recipe) -> Dict[str, Any]:
     train_set, val_set = _train_set(args, recipe, model), _val_set(args, model)
     run = {field: getattr(args, flag) for flag, field in _OLD_TRAIN_FLAGS.items() if getattr(args, flag) is not None}
     cfg = cli.train_config(args, recipe, **run)
-    cfg = dataclasses.replace(cfg, warmup_lr=_warmup_ratio(args) * cfg.lr)
+    cfg = dataclasses.replace(cfg, warmup_lr=_warmup_ratio(recipe) * cfg.lr)
     result = fit_detector(model, train_set, cfg, val_set, eval_batch_size=cli.batch_size(args, recipe))
     summary = fit_summary(result)
     summary['first_losses'], summary['last_losses'] = result['losses'][:3], result['losses'][-3:]

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from ...train.engine import fit_summary
-from ...train.recipes import Recipe, list_recipes
+from ...train.recipes import Recipe
 from .. import cli
 from ..drawing import draw_keypoints, save_png
 from ..heatmap import DECODE_METHODS
@@ -112,21 +112,14 @@ def add_arguments(group: argparse._ArgumentGroup, command: str) -> None:
 
 
 COMMAND = cli.TaskCommand('landmarks', DEFAULT_MODEL, DEFAULT_RECIPE, cmd_train, cmd_eval, cmd_predict, add_arguments,
-                          description=__doc__)
-
-
-def recipe_for(model: str) -> str:
-    """The shipped recipe of ``model``'s dataset (``landmarks_300w`` for the 300W model)."""
-    name = f'landmarks_{get_model_spec(model).dataset}'
-    return name if name in list_recipes(task='landmarks') else DEFAULT_RECIPE
+                          description=__doc__,
+                          recipes={d: f'landmarks_{d}' for d in ('wflw', '300w', 'aflw', 'cofw')})
 
 
 def main(argv: Optional[List[str]] = None) -> Any:
-    """The shared task CLI; ``--recipe`` left at its default means the recipe of the model's dataset."""
+    """The shared task CLI (without ``--recipe``: the recipe of the model's dataset)."""
     args = cli.build_parser(COMMAND).parse_args(argv)
-    if args.recipe == DEFAULT_RECIPE:
-        args.recipe = recipe_for(args.model)
-    recipe, dataset = cli.load_task_recipe(args), get_model_spec(args.model).dataset
+    recipe, dataset = cli.load_task_recipe(args, COMMAND), get_model_spec(args.model).dataset
     if recipe.data.get('dataset') not in (None, dataset):
         print(f"note: recipe {recipe.name!r} is written for {recipe.data['dataset']}, the model for {dataset}",
               file=sys.stderr)

@@ -25,7 +25,6 @@ import torch
 from ...train.engine import fit_summary
 from ...train.recipes import Recipe
 from .. import cli
-from ..registry import get_model_spec
 from ..drawing import save_png
 from . import load_official_checkpoint
 from .data import (CITYSCAPES_CLASS_WEIGHTS, CityscapesList, CityscapesTorchvision, ImageMaskFolder, SyntheticShapes,
@@ -76,11 +75,8 @@ def add_arguments(g: argparse._ArgumentGroup, command: str) -> None:
 
 
 def _recipe(args: argparse.Namespace, recipe: Recipe) -> Recipe:
-    """The recipe with this command's flags applied as overrides; without ``--recipe``, the
-    recipe of the model's dataset (``seg_lip`` for ``hrnet_w48_seg_lip``)."""
-    dataset = get_model_spec(args.model).dataset
-    if args.recipe == COMMAND.default_recipe and RECIPES.get(dataset, args.recipe) != args.recipe:
-        recipe = cli.load_task_recipe(argparse.Namespace(**{**vars(args), 'recipe': RECIPES[dataset]}))
+    """The recipe (without ``--recipe``: the model's dataset's, ``seg_lip`` for
+    ``hrnet_w48_seg_lip``, chosen by the shared CLI) with this command's flags as overrides."""
     overrides: List[str] = []
     for flag, key in ((('data', 'data.dataset'), ('train_list', 'data.train_list'), ('val_list', 'data.val_list'),
                        ('ohem', 'data.ohem'), ('scales', 'eval.scales'), ('eval_crop', 'eval.crop_size'),
@@ -185,7 +181,7 @@ def cmd_predict(args: argparse.Namespace, recipe: Recipe) -> list:
 
 COMMAND = cli.TaskCommand(task='segmentation', default_model='hrnet_w48_seg_cityscapes',
                           default_recipe='seg_cityscapes', train=cmd_train, evaluate=cmd_eval, predict=cmd_predict,
-                          add_arguments=add_arguments, description=__doc__)
+                          add_arguments=add_arguments, description=__doc__, recipes=RECIPES)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Any:
