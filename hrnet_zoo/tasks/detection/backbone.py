@@ -97,7 +97,8 @@ def load_backbone_weights(model: nn.Module, source: Union[str, os.PathLike, Mapp
 
 
 def _with_source(where: str, fn, *args, **kwargs):
-    """``fn(*args)`` with a :class:`WeightsError` naming the file ``where`` (a state_dict read once)."""
+    """``fn(*args, **kwargs)``, its :class:`WeightsError` naming the file ``where`` (read once and
+    passed on as a state_dict) instead of ``<state_dict>``."""
     try:
         return fn(*args, **kwargs)
     except WeightsError as e:

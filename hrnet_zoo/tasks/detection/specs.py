@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional
 from torch import nn
 
 from ..registry import TaskModelSpec, register_specs
-from .models import DETECTORS
+from .models import DETECTORS, SIZE_DIVISIBLE
 
 __all__ = ['SPECS', 'BUILDERS', 'OUTPUT_KEYS', 'build']
 
@@ -32,7 +32,8 @@ def _detector(name: str, kind: str, trunk: str, description: str, box_ap: Option
                                          'source': MMDET_SOURCE}
     return TaskModelSpec(name=name, task='detection', trunk=trunk, head=f'v2p_{kind}', num_outputs=91,
                          input_size=(800, 1333), dataset='coco', metrics=metrics,
-                         options={'detector': kind, 'conv_stride': DETECTORS[kind].conv_stride},
+                         options={'detector': kind, 'conv_stride': DETECTORS[kind].conv_stride,
+                                  'size_divisible': SIZE_DIVISIBLE},
                          description=description)
 
 
