@@ -179,6 +179,18 @@ def test_converted_folder_loads_in_transformers(converted):
     torch.testing.assert_close(out.pooler_output, model.forward_head(feats, pre_logits=True), rtol=1e-5, atol=1e-5)
 
 
+def test_converted_folder_preprocessing_in_transformers_is_timms(converted):
+    """AutoImageProcessor reads the folder's pretrained_cfg: the same tensor as timm's eval transform."""
+    import numpy as np
+    from PIL import Image
+    from transformers import AutoImageProcessor
+    _, folder = converted
+    image = Image.fromarray(np.random.RandomState(0).randint(0, 255, (300, 260, 3), dtype=np.uint8))
+    pixels = AutoImageProcessor.from_pretrained(str(folder))(image, return_tensors='pt')['pixel_values']
+    cfg = timm.data.resolve_data_config({}, model=timm.create_model(f'local-dir:{folder}'))
+    torch.testing.assert_close(pixels, timm.data.create_transform(**cfg)(image).unsqueeze(0))
+
+
 STOCK_TRANSFORMERS = """
 import sys, torch
 from transformers import AutoModelForImageClassification
