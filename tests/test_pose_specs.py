@@ -76,3 +76,16 @@ def test_pose_recipe_is_the_official_config():
     assert r.eval['oks_thresh'] == 0.9 and r.eval['vis_thresh'] == 0.2 and r.eval['det_score_thresh'] == 0.0
     from hrnet_zoo.tasks.pose.training import dataset_options
     assert dataset_options(r.with_overrides(['data.sigma=3']).data)['sigma'] == 3
+
+
+def test_usage_snippet_runs(tmp_path, monkeypatch, capsys):
+    from PIL import Image
+    from hrnet_zoo.tasks.pose.specs import USAGE
+    monkeypatch.chdir(tmp_path)
+    Image.new('RGB', (100, 70), (90, 60, 30)).save('people.jpg')
+    model = pose.hrnet_pose(arch='hrnet_w18_small', input_size=(64, 48)).eval()
+    code = USAGE.split('```python\n')[1].split('```')[0]
+    namespace = {'model': model}
+    exec(code, namespace)
+    assert 1 <= len(namespace['people']) <= 2 and capsys.readouterr().out
+    assert namespace['people'][0]['keypoints'].shape == (17, 2)

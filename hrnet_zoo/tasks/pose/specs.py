@@ -10,7 +10,7 @@ from ..registry import OfficialCheckpoint, TaskModelSpec, register_specs, spec_o
 from .models import PoseHRNet
 
 __all__ = ['SPECS', 'BUILDERS', 'GENERIC', 'OFFICIAL_KEY_MAP', 'OUTPUT_KEY', 'COCO_KEYPOINT_NAMES',
-           'COCO_FLIP_PAIRS', 'COCO_SKELETON', 'COCO_UPPER_BODY_IDS', 'COCO_JOINT_WEIGHTS', 'build']
+           'COCO_FLIP_PAIRS', 'COCO_SKELETON', 'COCO_UPPER_BODY_IDS', 'COCO_JOINT_WEIGHTS', 'USAGE', 'build']
 
 # COCO's 17 keypoints pair up left/right as (1,2), (3,4), ..., (15,16) (0-based), as in the
 # official COCODataset.flip_pairs.
@@ -86,3 +86,11 @@ def build(spec: TaskModelSpec, num_keypoints: Optional[int] = None, input_size: 
 
 
 BUILDERS = register_specs(SPECS, build, output_key=OUTPUT_KEY)
+
+# the one-image call, for model cards and docs (run by tests/test_pose_specs.py)
+USAGE = """```python
+from hrnet_zoo.tasks.pose import predict
+people = predict(model, 'people.jpg', boxes=[[10, 5, 40, 60], [60, 8, 35, 58]])  # [x, y, w, h]; or detector=...
+for person in people:  # best first, duplicates removed by OKS-NMS
+    print(person['score'], person['keypoints'], person['keypoint_scores'])  # (K, 2) image px, (K,)
+```"""
