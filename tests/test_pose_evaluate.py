@@ -60,7 +60,7 @@ def detections(ann_file, seed=0):
                  {'image_id': a['image_id'], 'category_id': 1, 'bbox': a['bbox'], 'score': 0.7}]
     for im in data['images']:
         dets += [{'image_id': im['id'], 'category_id': 1, 'bbox': [2.0, 2.0, 12.0, 20.0], 'score': 0.3},
-                 {'image_id': im['id'], 'category_id': 2, 'bbox': [10.0, 10.0, 40.0, 40.0], 'score': 0.9},  # not a person
+                 {'image_id': im['id'], 'category_id': 2, 'bbox': [10.0, 10.0, 40.0, 40.0], 'score': 0.9},  # no person
                  {'image_id': im['id'], 'category_id': 1, 'bbox': [30.0, 30.0, 40.0, 40.0], 'score': 0.01}]
     return dets, len(data['annotations']), len(data['images'])
 
@@ -115,8 +115,8 @@ def test_eval_command_on_detection_boxes_prints_the_ap_table(trained, dets_file,
     stats = main(['eval', '--model', 'hrnet_pose', '--arch', 'hrnet_w18_small', '--num-keypoints', '5',
                   '--input-size', '64', '48', '--checkpoint', str(root / 'model.pth'), '--device', 'cpu',
                   '--workers', '0', '--val-ann', ann, '--val-images', images, '--det-boxes', dets_file,
-                  '--det-score-thresh', '0.05', '--results-json', str(root / 'cli_results.json'), '--sigmas', *map(str, SIGMAS),
-                  '--no-progress'])
+                  '--det-score-thresh', '0.05', '--results-json', str(root / 'cli_results.json'),
+                  '--sigmas', *map(str, SIGMAS), '--no-progress'])
     printed = json.loads(capsys.readouterr().out)
     assert {'AP', 'AP50', 'AP75', 'AP_M', 'AP_L', 'AR'} <= set(printed) and printed == pytest.approx(stats)
     print('eval --det-boxes:', json.dumps({k: round(v, 3) for k, v in stats.items()}))

@@ -58,7 +58,8 @@ def test_load_official_checkpoint_and_deprecated_names(tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         assert pose.load_official_pose_checkpoint is pose.load_official_checkpoint
-        assert pose.POSE_VARIANTS['hrnet_w48_pose_coco_256x192'] == ('hrnet_w48', (256, 192), 'pose_hrnet_w48_256x192.pth')
+        variants = pose.POSE_VARIANTS
+        assert variants['hrnet_w48_pose_coco_256x192'] == ('hrnet_w48', (256, 192), 'pose_hrnet_w48_256x192.pth')
         old = pose.build_pose_model(arch='hrnet_w18_small', num_keypoints=4)
         from hrnet_zoo.tasks.heatmap import get_max_preds
         assert pose.get_max_preds is get_max_preds

@@ -177,7 +177,8 @@ def _boxes_array(boxes) -> Tuple[np.ndarray, np.ndarray]:
     return arr[:, :4], (arr[:, 4] if arr.shape[1] == 5 else np.ones(len(arr)))
 
 
-def build_detector(name: str, checkpoint: Optional[str] = None, device: Union[str, torch.device, None] = None) -> nn.Module:
+def build_detector(name: str, checkpoint: Optional[str] = None,
+                   device: Union[str, torch.device, None] = None) -> nn.Module:
     """A person detector by name: a torchvision detection model (``'fasterrcnn_resnet50_fpn_v2'``,
     with its COCO weights, downloaded by torchvision, or ``checkpoint``) or a registered hrnet-zoo
     detector (``'fasterrcnn_hrnetv2p_w18'``, weights from ``checkpoint``)."""
