@@ -20,7 +20,7 @@ from torch import nn
 from ..checkpoint import KeyMap, load_weights
 
 __all__ = ['TASKS', 'OfficialCheckpoint', 'TaskModelSpec', 'TASK_MODELS', 'TASK_SPECS', 'register_specs',
-           'register_task_model', 'get_model_spec']
+           'register_task_model', 'get_model_spec', 'load_checkpoint']
 
 TASKS = ('classification', 'pose', 'landmarks', 'segmentation', 'detection')
 # the constructor argument that holds a task's output count
@@ -120,6 +120,7 @@ class TaskModelSpec:
 
 TASK_SPECS: Dict[str, TaskModelSpec] = {}
 TASK_MODELS: Dict[str, Callable[..., nn.Module]] = {}
+OUTPUT_KEYS: Dict[str, Optional[str]] = {}  # model name -> the head tensor whose rows are the outputs
 Builder = Callable[..., nn.Module]
 
 
@@ -154,8 +155,26 @@ def register_specs(specs: Iterable[TaskModelSpec], build: Callable[..., nn.Modul
         if spec.name in TASK_SPECS:
             raise ValueError(f'task model {spec.name!r} is registered twice')
         TASK_SPECS[spec.name] = spec
-        out[spec.name] = register_task_model(_make_builder(spec, build, output_key))
+        OUTPUT_KEYS[spec.name] = output_key
+        out[spec.name] = register_task_model(_make_builder(spec, build))
     return out
+
+
+def load_checkpoint(model: nn.Module, source: Any, fallback_key_map: Optional[KeyMap] = None,
+                    fallback_output_key: Optional[str] = None) -> nn.Module:
+    """Load ``source`` (an official checkpoint, an hrnet_zoo engine checkpoint, a ``.safetensors``
+    file or a state_dict) into a task model strictly, through the key map of the model's spec
+    (``model.pretrained_cfg['architecture']``; the fallbacks for a model built without a spec)
+    with its head's output count checked: what ``checkpoint_path=`` and every task package's
+    ``load_official_checkpoint`` do."""
+    cfg = getattr(model, 'pretrained_cfg', None) or {}
+    spec = TASK_SPECS.get(cfg.get('architecture'))
+    if spec is None:
+        key_map, output_key = fallback_key_map, fallback_output_key
+    else:
+        key_map, output_key = key_map_of(spec), OUTPUT_KEYS.get(spec.name)
+    what = OUTPUT_ARG.get(cfg.get('task'), 'num_outputs')[len('num_'):]
+    return load_weights(model, source, key_map, output_key, what)
 
 
 def key_map_of(spec: TaskModelSpec) -> KeyMap:
@@ -166,12 +185,12 @@ def key_map_of(spec: TaskModelSpec) -> KeyMap:
     return spec.key_map or KeyMap()
 
 
-def _make_builder(spec: TaskModelSpec, build: Callable[..., nn.Module], output_key: Optional[str]) -> Builder:
+def _make_builder(spec: TaskModelSpec, build: Callable[..., nn.Module]) -> Builder:
     def builder(pretrained: Union[bool, str, os.PathLike] = False, checkpoint_path: Optional[str] = None,
                 cache_dir: Optional[str] = None, **kwargs: Any) -> nn.Module:
         model = build(spec, **kwargs)
         if checkpoint_path:
-            load_weights(model, checkpoint_path, key_map_of(spec), output_key, spec.output_arg[4:])
+            load_checkpoint(model, checkpoint_path)
         elif pretrained:
             from ..weights import load_task_pretrained
             load_task_pretrained(model, spec, pretrained, cache_dir=cache_dir)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Union
 
-from ...checkpoint import load_weights, unwrap_state_dict
-from ..registry import TASK_MODELS, TASK_SPECS, key_map_of
+from ...checkpoint import unwrap_state_dict
+from ..registry import TASK_MODELS, load_checkpoint
 from .data import FaceLandmarks
 from .evaluate import decode_landmarks, evaluate_landmarks, predict_face, predict_landmarks
 from .metrics import auc, failure_rate, landmark_metrics, nme, normalisers
@@ -30,9 +30,7 @@ _NAMES = tuple(s.name for s in SPECS)
 def load_official_checkpoint(model: FaceHRNet, path_or_state_dict: Union[str, Mapping[str, Any]]) -> FaceHRNet:
     """Load an official face checkpoint (``HR18-WFLW.pth``, ...) or a state_dict in that layout
     strictly, through the key map of the model's spec (:data:`OFFICIAL_KEY_MAP`)."""
-    spec = TASK_SPECS.get((getattr(model, 'pretrained_cfg', None) or {}).get('architecture'))
-    key_map = key_map_of(spec) if spec is not None and spec.task == 'landmarks' else OFFICIAL_KEY_MAP
-    return load_weights(model, path_or_state_dict, key_map, OUTPUT_KEY, 'landmarks')
+    return load_checkpoint(model, path_or_state_dict, OFFICIAL_KEY_MAP, OUTPUT_KEY)
 
 
 load_official_face_checkpoint = load_official_checkpoint  # the name before 0.2

@@ -16,9 +16,9 @@ from typing import Any, Mapping, Optional, Tuple, Union
 
 from torch import nn
 
-from ...checkpoint import load_weights, unwrap_state_dict
+from ...checkpoint import unwrap_state_dict
 from ..heatmap import JointsMSELoss, decode_heatmaps, gaussian_heatmaps, predict_heatmaps
-from ..registry import TASK_MODELS, TASK_SPECS
+from ..registry import TASK_MODELS, TASK_SPECS, load_checkpoint
 from .data import COCOKeypoints, read_detections
 from .evaluate import evaluate_coco, predict
 from .metrics import COCO_OKS_SIGMAS, coco_keypoint_ap, keypoint_results
@@ -45,9 +45,7 @@ def load_official_checkpoint(model: PoseHRNet, path_or_state_dict: Union[str, Ma
     """Load an official pose checkpoint (``pose_hrnet_w32_256x192.pth``, ...), an engine checkpoint
     or a state_dict in that layout into ``model`` strictly, through the key map of the model's
     spec; a head with another keypoint count is a clear error."""
-    spec = TASK_SPECS.get(model.pretrained_cfg.get('architecture', ''))
-    key_map = spec.official.key_map if spec is not None and spec.official else OFFICIAL_KEY_MAP
-    return load_weights(model, path_or_state_dict, key_map, OUTPUT_KEY, 'keypoints')
+    return load_checkpoint(model, path_or_state_dict, OFFICIAL_KEY_MAP, OUTPUT_KEY)
 
 
 def build_pose_model(width: int = 32, num_keypoints: int = 17, arch: Optional[str] = None,

@@ -15,8 +15,8 @@ from typing import Any, Mapping, Union
 import torch
 from torch import nn
 
-from ...checkpoint import KeyMap, WeightsError, load_weights, read_state_dict, unwrap_state_dict
-from ..registry import TASK_MODELS, TASK_SPECS, key_map_of
+from ...checkpoint import unwrap_state_dict
+from ..registry import TASK_MODELS, TASK_SPECS, load_checkpoint
 from .data import CityscapesList, CityscapesTorchvision, ImageMaskFolder, SyntheticShapes
 from .evaluate import evaluate, predict, sliding_window
 from .loss import IGNORE_INDEX, SegmentationLoss
@@ -40,18 +40,8 @@ def load_official_checkpoint(model: nn.Module, path_or_state_dict: Union[str, os
     head of another size is a :class:`~hrnet_zoo.checkpoint.WeightsError` saying which
     ``num_classes`` to build; other mismatches a :class:`~hrnet_zoo.checkpoint.KeysMismatch`
     (also a ``KeyError``) naming the file and the keys."""
-    cfg = getattr(model, 'pretrained_cfg', None) or {}
-    spec = TASK_SPECS.get(cfg.get('architecture'))
-    key_map = key_map_of(spec) if spec is not None and spec.official else OFFICIAL_KEY_MAP
-    is_path = not isinstance(path_or_state_dict, Mapping)
-    state = key_map.apply(read_state_dict(path_or_state_dict) if is_path else unwrap_state_dict(path_or_state_dict))
-    output_key = OUTPUT_KEYS.get(cfg.get('head'))
-    try:  # a checkpoint without the head: the strict load lists the missing keys
-        return load_weights(model, state, KeyMap(strip=()), output_key if output_key in state else None, 'classes')
-    except WeightsError as e:
-        if not is_path:
-            raise
-        raise type(e)(str(e).replace('<state_dict>', str(path_or_state_dict), 1)) from None
+    head = (getattr(model, 'pretrained_cfg', None) or {}).get('head')
+    return load_checkpoint(model, path_or_state_dict, OFFICIAL_KEY_MAP, OUTPUT_KEYS.get(head))
 
 
 def _convert_official_state_dict(state):

@@ -48,7 +48,7 @@ def seg_spec(trunk: str, dataset: str, head: str = 'v2', file: Optional[str] = N
     return TaskModelSpec(
         name=f'{trunk}{"_ocr" if ocr else ""}_seg_{dataset}', task='segmentation', trunk=trunk, head=head,
         num_outputs=CLASSES[dataset], input_size=input_size or CROPS[dataset], dataset=dataset,
-        flip_pairs=FLIP_PAIRS.get(dataset, ()), official=official(file) if file else None, metrics=metrics or {},
+        flip_pairs=FLIP_PAIRS.get(dataset, ()), official=official(file) if file else None, key_map=OFFICIAL_KEY_MAP, metrics=metrics or {},
         options={'align_corners': ocr},
         description=description or f'HRNetV2{"+OCR" if ocr else ""}-{trunk[len("hrnet_"):].upper()} semantic '
                                    f'segmentation, {dataset} {CLASSES[dataset]} classes')
