@@ -5,9 +5,13 @@
     feats = torch.hub.load('<owner>/hrnet-zoo', 'hrnet_w32', features_only=True, feature_location='v2')
     any = torch.hub.load('<owner>/hrnet-zoo', 'hrnet', name='hrnet_w18_small_v2')
 
+    pose = torch.hub.load('<owner>/hrnet-zoo', 'hrnet_w32_pose_coco_256x192', pretrained=True)
+    seg = torch.hub.load('<owner>/hrnet-zoo', 'hrnet', 'hf-hub:hrnet-zoo/hrnet_w48_seg_cityscapes', pretrained=True)
+
 Keyword arguments pass through to the builder (``pretrained``, ``features_only``, ``out_indices``,
 ``feature_location``, ``num_classes``, ``in_chans``, ...). Pretrained weights come from the Hugging
-Face Hub through timm's machinery (cache, ``HF_HUB_OFFLINE``, ``HF_ENDPOINT`` apply).
+Face Hub (cache, ``HF_HUB_OFFLINE``, ``HF_ENDPOINT`` apply): classifiers through timm's machinery,
+task models through hrnet_zoo's loader (sha256 from the manifest, strict load).
 """
 dependencies = ['torch', 'timm', 'safetensors', 'huggingface_hub']
 
@@ -26,6 +30,11 @@ def hrnet(name: str, pretrained: bool = False, **kwargs):
             ``num_classes``, ...).
     """
     if name.startswith(('hf-hub:', 'local-dir:')):
+        from hrnet_zoo.weights import task_model_of
+        task_model = task_model_of(name, cache_dir=kwargs.get('cache_dir'))
+        if task_model is not None:  # a task repo: its model, with the repo's weights
+            weights = name.partition(':')[2] if name.startswith('local-dir:') else name
+            return _zoo.create_model(task_model, pretrained=weights if pretrained else False, **kwargs)
         import timm
         return timm.create_model(name, pretrained=pretrained, **kwargs)
     return _zoo.create_model(name, pretrained=pretrained, **kwargs)

@@ -6,15 +6,24 @@ a verb, write one more and list it in :data:`VERBS`. Handlers return the exit st
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from .weights import convert
-    out = convert(args.checkpoint, args.arch, args.out, tag=args.tag, num_classes=args.num_classes,
-                  repo_id=args.repo_id, force=args.force)
+    from .configs import HRNET_CONFIGS
+    from .weights import WeightsError, convert, convert_task
+    if args.arch in HRNET_CONFIGS:
+        out = convert(args.checkpoint, args.arch, args.out, tag=args.tag, num_classes=args.num_classes,
+                      repo_id=args.repo_id, force=args.force)
+    elif args.num_classes is not None:
+        raise WeightsError(f'--num-classes is for classifiers; {args.arch} has a fixed output count '
+                           '(its registered spec), which the checkpoint must match')
+    else:
+        out = convert_task(args.checkpoint, args.arch, args.out, tag=args.tag, repo_id=args.repo_id,
+                           force=args.force, model_args=dict(args.model_arg))
     print(f'wrote {out}/ ({", ".join(sorted(p.name for p in out.iterdir()))})')
     return 0
 
@@ -24,15 +33,32 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
                        description='Read an official checkpoint with torch.load(weights_only=True) (bare, or under '
                                    '"state_dict"/"model", "module." prefix stripped), load it strictly into our '
                                    'model and write OUT/ with model.safetensors, config.json (timm format) and '
-                                   'README.md (model card). Nothing is written if anything fails.')
+                                   'README.md (model card). Nothing is written if anything fails. --arch may also '
+                                   'be a task model of `hrnet_zoo.list_models()` (pose, landmarks, segmentation, '
+                                   'detection): the official checkpoint is mapped by its documented key map (or is '
+                                   'an engine last.pth / best.pth of python -m hrnet_zoo.tasks.<task> train), and '
+                                   'config.json is hrnet-zoo\'s, from which the model is rebuilt.')
     p.add_argument('checkpoint', type=Path, help='.pth / .pth.tar / .safetensors checkpoint')
-    p.add_argument('--arch', required=True, help='architecture, e.g. hrnet_w32')
+    p.add_argument('--arch', required=True, help='architecture, e.g. hrnet_w32 or hrnet_w32_pose_coco_256x192')
     p.add_argument('--tag', default=None, help='pretrained tag, e.g. ms_in1k (names the weight arch.tag)')
     p.add_argument('--out', required=True, type=Path, help='output folder (created atomically)')
     p.add_argument('--num-classes', type=int, default=None, help='default: from the checkpoint classifier')
     p.add_argument('--repo-id', default=None, help='Hub repo id used in the model card snippets')
     p.add_argument('--force', action='store_true', help='replace OUT if it exists')
+    p.add_argument('--model-arg', action='append', type=_key_value, default=[], metavar='KEY=VALUE',
+                   help='task models: a builder argument (repeatable; VALUE is JSON or a string), e.g. '
+                        'arch=hrnet_w18_small for hrnet_pose; recorded in config.json')
     p.set_defaults(func=_convert)
+
+
+def _key_value(text: str):
+    key, sep, value = text.partition('=')
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f'expected KEY=VALUE, got {text!r}')
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -93,20 +119,48 @@ def _add_publish(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_publish)
 
 
-def weights_table(markdown: bool = False, pretrained: bool = True) -> str:
-    """The manifest as a table (``markdown=True``: the README's "Weights" table)."""
-    from .weights import load_manifest
+def weights_table(markdown: bool = False, pretrained: bool = True, task: str = 'classification') -> str:
+    """The manifest's records of one task as a table (``markdown=True``: the README's "Weights"
+    table for the classifiers, its "Task weights" tables for the others)."""
+    from .weights import task_records
     from .configs import HRNET_CONFIGS
+    records = task_records(task)
+    if task != 'classification':
+        return _task_table(records, markdown)
     rows = [(r.name, f'{r.num_params / 1e6:.2f}', f'{r.gmacs:.2f}', _fmt(r.official_gflops), _fmt(r.top1),
              _fmt(r.metrics.get('top5')), _fmt(r.size and f'{r.size / 2**20:.1f} MiB'),
-             (r.sha256 or '')[:12] or '-', r.hf_hub_id) for r in load_manifest().values()]
+             (r.sha256 or '')[:12] or '-', r.hf_hub_id) for r in records]
     head = ('weight', 'params (M)', 'GMACs', 'official GFLOPs', 'top-1', 'top-5', 'size', 'sha256', 'Hub repo')
     if not pretrained:
         named = {r[0].split('.')[0] for r in rows}
         rows += [(a, '', '', '', '', '', '', '', '(no published weights)') for a in HRNET_CONFIGS if a not in named]
+    return _render(head, rows, markdown, code_columns=(0, 8))
+
+
+def _task_table(records, markdown: bool) -> str:
+    rows = [(r.name, r.metrics['dataset'], f'{r.input_size[1]}x{r.input_size[2]}', str(r.num_outputs),
+             f'{r.num_params / 1e6:.2f}', f'{r.gmacs:.2f}', _fmt(r.official_gflops),
+             _metrics_cell(r.metrics), r.source.get('checkpoint', '-'),
+             _fmt(r.size and f'{r.size / 2**20:.1f} MiB'), (r.sha256 or '')[:12] or '-', r.hf_hub_id)
+            for r in records]
+    head = ('weight', 'dataset', 'input', 'outputs', 'params (M)', 'GMACs', 'official GFLOPs', 'official metrics',
+            'official file', 'size', 'sha256', 'Hub repo')
+    return _render(head, rows, markdown, code_columns=(0, 8, 11))
+
+
+def _metrics_cell(metrics) -> str:
+    """The headline figures (pose: AP and AR of the ten COCO numbers) and how they were evaluated."""
+    from .weights import _metric_values
+    values = _metric_values(metrics)
+    if 'AP' in metrics and 'AR' in metrics:
+        values = [(k, v) for k, v in values if k in ('AP', 'AR')]
+    return ', '.join(f'{k} {v}' for k, v in values) + (f' ({metrics["eval"]})' if metrics.get('eval') else '')
+
+
+def _render(head, rows, markdown: bool, code_columns=()) -> str:
     if markdown:
         lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-        quoted = [[f'`{c}`' if i in (0, 8) and c else c for i, c in enumerate(row)] for row in rows]
+        quoted = [[f'`{c}`' if i in code_columns and c and c != '-' else c for i, c in enumerate(row)] for row in rows]
         lines += ['| ' + ' | '.join(row) + ' |' for row in quoted]
         return '\n'.join(lines)
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
@@ -118,16 +172,26 @@ def _fmt(value) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    print(weights_table(markdown=args.markdown, pretrained=args.pretrained))
+    from .weights import record_as_json, task_records
+    if args.json:
+        print(json.dumps([record_as_json(r) for r in task_records(args.task)], indent=2))
+        return 0
+    tasks = [args.task] if args.task else ['classification'] + sorted({r.task for r in task_records()} - {'classification'})
+    tables = [weights_table(markdown=args.markdown, pretrained=args.pretrained, task=t) for t in tasks]
+    print('\n\n'.join(tables if len(tables) == 1 else [f'{t}:\n{table}' for t, table in zip(tasks, tables)]))
     return 0
 
 
 def _add_list(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser('list', help='variants and published weights (params, GMACs, top-1)',
-                       description='Prints the weight manifest: params, measured GMACs (224x224), the official '
-                                   'GFLOPs and ImageNet accuracy, file size and sha256 prefix.')
+    p = sub.add_parser('list', help='variants and published weights (params, GMACs, top-1 / AP / mIoU / NME)',
+                       description='Prints the weight manifest, one table per task: params, measured GMACs (at '
+                                   'the input size), the official GFLOPs and metrics, file size and sha256 prefix.')
     p.add_argument('--pretrained', action='store_true', help='only variants with published weights')
     p.add_argument('--markdown', action='store_true', help='markdown table (as in the README)')
+    p.add_argument('--json', action='store_true', help='every record as JSON (name, task, hf_hub_id, sha256, size, '
+                                                        'metrics, ...)')
+    p.add_argument('--task', choices=('classification', 'pose', 'landmarks', 'segmentation', 'detection'),
+                   default=None, help='only the records of one task')
     p.set_defaults(func=_list)
 
 

@@ -53,7 +53,7 @@ class PretrainedWeightsUnavailable(RuntimeError, ValueError):
 @dataclass(frozen=True)
 class WeightRecord:
     """One published weight. ``sha256``/``size`` are ``None`` when unknown (then nothing is checked)."""
-    name: str                      # timm's arch.tag, e.g. 'hrnet_w32.ms_in1k'
+    name: str                      # timm's arch.tag ('hrnet_w32.ms_in1k'); a task model's name
     hf_hub_id: str                 # 'org/repo'
     filename: str                  # file in the repo, 'model.safetensors'
     sha256: Optional[str]
@@ -66,19 +66,22 @@ class WeightRecord:
     std: Tuple[float, float, float]
     interpolation: str
     crop_pct: float
-    metrics: Mapping[str, Any]     # {'dataset': ..., 'top1': ..., 'top5': ..., 'source': ...}
+    metrics: Mapping[str, Any]     # {'dataset': ..., 'top1': ... / 'AP': ... / 'mIoU': ..., 'source': ...}
     license: str
     source: Mapping[str, str]      # {'repo': url, 'checkpoint': file name}
     recipe: str
     num_classes: int = 1000
+    task: str = 'classification'   # or pose / landmarks / segmentation / detection
+    num_outputs: Optional[int] = None  # keypoints / landmarks / classes of a task model
 
     @property
     def arch(self) -> str:
+        """The model name (timm's arch for a classifier, the registered name for a task model)."""
         return self.name.split('.', 1)[0]
 
     @property
     def tag(self) -> str:
-        return self.name.split('.', 1)[1]
+        return self.name.partition('.')[2]
 
     @property
     def top1(self) -> Optional[float]:
@@ -96,10 +99,14 @@ def _check_record(raw: Mapping[str, Any], where: str) -> WeightRecord:
     missing, unknown = _REQUIRED - set(raw), set(raw) - _ALLOWED
     if missing or unknown:
         raise WeightsError(f'{where}: missing fields {sorted(missing)}, unknown fields {sorted(unknown)}')
-    name = raw['name']
+    name, task = raw['name'], raw.get('task', 'classification')
     arch, _, tag = str(name).partition('.')
-    if arch not in HRNET_CONFIGS or not tag:
+    if task not in _TASKS:
+        raise WeightsError(f'{where}: task must be one of {list(_TASKS)}, got {task!r}')
+    if task == 'classification' and (arch not in HRNET_CONFIGS or not tag):
         raise WeightsError(f'{where}: name {name!r} must be "<arch>.<tag>" with arch one of {sorted(HRNET_CONFIGS)}')
+    if task != 'classification':
+        _check_task_record(raw, where)
     sha = raw['sha256']
     if sha is not None and (len(sha) != 64 or any(c not in '0123456789abcdef' for c in sha)):
         raise WeightsError(f'{where}: sha256 must be 64 lower-case hex digits or null, got {sha!r}')
@@ -116,6 +123,26 @@ def _check_record(raw: Mapping[str, Any], where: str) -> WeightRecord:
     for key in ('input_size', 'mean', 'std'):
         values[key] = tuple(values[key])
     return WeightRecord(**values)
+
+
+_TASKS = ('classification', 'pose', 'landmarks', 'segmentation', 'detection')  # as hrnet_zoo.tasks.registry.TASKS
+# the metrics a task record must report (the field's headline numbers, as the source gives them)
+TASK_METRICS = {'pose': ('AP',), 'landmarks': ('nme',), 'segmentation': ('miou',), 'detection': ('bbox_AP',)}
+
+
+def _check_task_record(raw: Mapping[str, Any], where: str) -> None:
+    """The fields a task record needs beyond a classifier's: a model name, the output count and
+    the task's headline metric with its source."""
+    name, task = str(raw['name']), raw['task']
+    if not name.split('.')[0].isidentifier() or name != name.lower():
+        raise WeightsError(f'{where}: name {name!r} must be a task model name (hrnet_zoo.list_models(task={task!r}))')
+    n = raw.get('num_outputs')
+    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+        raise WeightsError(f'{where}: a {task} record needs num_outputs (keypoints / landmarks / classes), '
+                           f'a positive integer; got {n!r}')
+    wanted = [k for k in (*TASK_METRICS[task], 'source') if k not in raw['metrics']]
+    if wanted:
+        raise WeightsError(f'{where}: {task} metrics must include {wanted}')
 
 
 def manifest_path() -> Path:
@@ -159,6 +186,8 @@ def merge_into_default_cfgs(default_cfgs: Dict[str, Any]) -> Dict[str, Any]:
         return default_cfgs  # no manifest (e.g. a wheel without weights/): timm's table as is
     merged = dict(default_cfgs)
     for record in manifest.values():
+        if record.task != 'classification':
+            continue  # task models are not timm models: their builders read the record
         base = merged.get(record.arch)
         cfgs = dict(base.cfgs) if base is not None else {}
         tags = deque(base.tags) if base is not None else deque()
@@ -388,14 +417,17 @@ def verify(path: os.PathLike, arch: Optional[str] = None, name: Optional[str] = 
         arch = arch or config.get('architecture')
         tag = config.get('pretrained_cfg', {}).get('tag')
         name = name or (f'{config.get("architecture")}.{tag}' if tag else None)
+    spec = task_spec(arch) if arch not in HRNET_CONFIGS else None
     manifest = load_manifest() if manifest is None else manifest
-    record = _find_record(name, manifest)
-    _check_hash(weights, record, name, report)
+    record = _find_record(name, manifest) if name or spec is None else record_for_model(spec.name, manifest)
+    _check_hash(weights, record, name or (spec.name if spec else None), report)
     if arch is None:
         report.problems.append(f'{path}: no config.json and no --arch: cannot check the architecture')
         return report
+    if spec is not None:
+        return _verify_task(spec, weights, header, config, report)
     if arch not in HRNET_CONFIGS:
-        report.problems.append(f'unknown architecture {arch!r}')
+        report.problems.append(f'unknown architecture {arch!r} (neither a classifier nor a registered task model)')
         return report
     num_classes = (config or {}).get('num_classes') or header.get('classifier.weight', {}).get('shape', [1000])[0]
     expected = _signature(build_classifier(arch, num_classes).state_dict())
@@ -519,8 +551,9 @@ def record_for_model(name: str, manifest: Optional[Mapping[str, WeightRecord]] =
 def _no_task_weights(spec, why: str) -> PretrainedWeightsUnavailable:
     if spec.official is not None:
         hint = (f'Download the official checkpoint ({spec.official.filename}, {spec.official.repo}) yourself and '
-                f'pass checkpoint_path=<file> (read offline through the documented key map, see '
-                f'hrnet_zoo.tasks.{spec.task}.load_official_checkpoint), or use pretrained=False.')
+                f'pass checkpoint_path=<file> (read offline through the documented key map, '
+                f'hrnet_zoo.get_model_spec({spec.name!r}).official.key_map, as '
+                f'hrnet_zoo.tasks.{spec.task}.load_official_checkpoint does), or use pretrained=False.')
     else:
         hint = ("Train one (python -m hrnet_zoo.tasks.%s train) and pass checkpoint_path=<file>, or use "
                 "pretrained=False with weights_backbone='imagenet' (or a path) to start from ImageNet weights." % spec.task)
@@ -569,20 +602,29 @@ def resolve_task_weights(spec, pretrained: Any, cache_dir: Optional[os.PathLike]
         if digest != record.sha256:
             raise WeightsError(f'{path} ({repo}/{filename}): sha256 mismatch for {record.name}: expected '
                                f'{record.sha256}, got {digest}. Delete the cached file and download it again.')
+    try:  # the repo's config.json, when it has one, must describe this model
+        config = hf_hub_download(repo, 'config.json', revision=revision, cache_dir=cache_dir,
+                                 library_name='hrnet-zoo', library_version=__version__)
+    except (HfHubHTTPError, OSError, ValueError):
+        config = None
+    if config is not None:
+        _check_config(Path(config), spec, f'{repo}/config.json')
     return path
 
 
-def _check_config(config_file: Path, spec) -> None:
+def _check_config(config_file: Path, spec, where: Optional[str] = None) -> None:
     """A folder's config.json must describe this task model (when there is one)."""
     if not config_file.is_file():
         return
+    where = where or str(config_file)
     try:
         arch = json.loads(config_file.read_text()).get('architecture')
     except json.JSONDecodeError as e:
-        raise WeightsError(f'{config_file}: not valid JSON ({e})') from None
+        raise WeightsError(f'{where}: not valid JSON ({e})') from None
     if arch is not None and arch != spec.name:
-        raise WeightsError(f'{config_file} describes {arch!r}, not {spec.name!r}: build '
-                           f'hrnet_zoo.create_model({arch!r}, pretrained=...) instead')
+        hint = (f'build hrnet_zoo.create_model({arch!r}, pretrained=...) instead' if task_spec(arch) is not None
+                else 'it is not a task model of this kind (a classifier? load it with timm)')
+        raise WeightsError(f'{where} describes {arch!r}, not {spec.name!r}: {hint}')
 
 
 def load_task_pretrained(model: torch.nn.Module, spec, pretrained: Any,
@@ -594,6 +636,282 @@ def load_task_pretrained(model: torch.nn.Module, spec, pretrained: Any,
 
 
 # --------------------------------------------------------------------------------------------
+# Task models: convert (official or engine checkpoint -> Hub folder), config.json, model card
+# --------------------------------------------------------------------------------------------
+PIPELINE_TAGS = {'pose': 'keypoint-detection', 'landmarks': 'keypoint-detection',
+                 'segmentation': 'image-segmentation', 'detection': 'object-detection'}
+# config.json fields that must agree with the model built from it (verify checks them)
+TASK_CONFIG_FIELDS = ('num_outputs', 'input_size', 'mean', 'std', 'flip_pairs', 'align_corners')
+
+
+def task_spec(name: Optional[str]):
+    """The :class:`~hrnet_zoo.tasks.registry.TaskModelSpec` of a task model name, or None."""
+    if not name:
+        return None
+    import hrnet_zoo  # noqa: F401  (the task packages register their specs on import)
+    from .tasks.registry import TASK_SPECS
+    return TASK_SPECS.get(name)
+
+
+def _require_task_spec(name: str):
+    spec = task_spec(name)
+    if spec is None:
+        from .tasks.registry import TASK_SPECS
+        raise WeightsError(f'unknown architecture {name!r}: neither a classifier ({", ".join(HRNET_CONFIGS)}) '
+                           f'nor a task model ({", ".join(TASK_SPECS)})')
+    return spec
+
+
+def build_task_model(name: str, model_args: Optional[Mapping[str, Any]] = None,
+                     device: Optional[str] = None) -> torch.nn.Module:
+    """The task model ``name`` (random init, eval mode), built as ``config.json`` says: through
+    ``hrnet_zoo.create_model(name, **model_args)``; ``device='meta'`` gives shapes only, fast."""
+    import contextlib
+    import hrnet_zoo
+    with torch.device(device) if device else contextlib.nullcontext():
+        return hrnet_zoo.create_model(name, **dict(model_args or {})).eval()
+
+
+def _output_count_hint(own: Mapping[str, torch.Tensor], found: Mapping[str, Sequence[int]], spec) -> str:
+    """'the checkpoint predicts 68 landmarks ...' when a head tensor differs only in its output
+    count, else ''."""
+    n, what = spec.num_outputs, spec.output_arg[4:]
+    for k, v in own.items():
+        got = found.get(k)
+        if got is not None and v.ndim >= 1 and v.shape[0] == n and len(got) == v.ndim and got[0] != n \
+                and tuple(got[1:]) == tuple(v.shape[1:]):
+            return (f'the checkpoint predicts {got[0]} {what} ({k} has shape {list(got)}) but {spec.name} '
+                    f'predicts {n}: wrong output count (another dataset?). ')
+    return ''
+
+
+def task_state_dict(checkpoint: os.PathLike, spec, model: torch.nn.Module) -> Dict[str, torch.Tensor]:
+    """A checkpoint's tensors in our keys: read safely (:func:`read_state_dict`: an official file,
+    an engine ``last.pth`` / ``best.pth`` with ``'model'``, or safetensors), then mapped by the
+    spec's official key map unless the keys are ours already (the engine's layout)."""
+    from .tasks.registry import key_map_of
+    state = read_state_dict(checkpoint)
+    own = model.state_dict()
+    mapped = key_map_of(spec).apply(state)
+    return max((state, mapped), key=lambda sd: len(set(sd) & set(own)) - len(set(sd) - set(own)))
+
+
+def load_task_checkpoint(checkpoint: os.PathLike, spec, model: torch.nn.Module) -> torch.nn.Module:
+    """Load ``checkpoint`` into ``model`` strictly; the error names the file and every missing /
+    unexpected / mis-shaped key, and says so first when only the output count differs."""
+    state = task_state_dict(checkpoint, spec, model)
+    try:
+        return load_strict(model, state, str(checkpoint))
+    except WeightsError as e:
+        hint = _output_count_hint(model.state_dict(), {k: tuple(v.shape) for k, v in state.items()}, spec)
+        raise type(e)(f'{hint}{e}') from None
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + '...'
+
+
+def _json_safe(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def task_config(model: torch.nn.Module, spec, repo_id: Optional[str] = None, tag: Optional[str] = None,
+                model_args: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """``config.json`` of a task folder: everything needed to rebuild the model exactly
+    (``hrnet_zoo.create_model(architecture, **model_args)``) and to feed it (input size,
+    normalisation, flip pairs, align_corners), plus its ``pretrained_cfg``."""
+    from . import __version__
+    pcfg = dict(getattr(model, 'pretrained_cfg', None) or spec.pretrained_cfg())
+    if repo_id:
+        pcfg.update(hf_hub_id=repo_id, hf_hub_filename=WEIGHTS_FILE)
+    if tag:
+        pcfg['tag'] = tag
+    n = pcfg.get('num_outputs', spec.num_outputs)
+    return _json_safe({
+        'architecture': spec.name, 'task': spec.task, 'library': 'hrnet-zoo', 'hrnet_zoo_version': __version__,
+        'trunk': spec.trunk, 'head': spec.head, 'num_outputs': n, spec.output_arg: n,
+        'input_size': pcfg.get('input_size', (3, *spec.input_size)), 'mean': pcfg.get('mean', spec.mean),
+        'std': pcfg.get('std', spec.std), 'flip_pairs': pcfg.get('flip_pairs', spec.flip_pairs),
+        'align_corners': pcfg.get('align_corners', spec.options.get('align_corners')),
+        'dataset': spec.dataset, 'license': spec.license, 'model_args': dict(model_args or {}),
+        'pretrained_cfg': pcfg})
+
+
+def _metric_values(metrics: Mapping[str, Any]) -> List[Tuple[str, Any]]:
+    return [(k, v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
+def task_model_card(config: Mapping[str, Any], spec, record: Optional[WeightRecord], sha256: str,
+                    repo_id: Optional[str] = None) -> str:
+    """README.md of a task repo: YAML front matter (pipeline_tag of the task, license, datasets,
+    the official metrics as model-index) and a body with details and hrnet_zoo / torch.hub usage."""
+    import yaml
+    name, task = spec.name, spec.task
+    repo = repo_id or (record.hf_hub_id if record else f'<org>/{name}')
+    metrics = dict(record.metrics) if record else dict(spec.metrics)
+    dataset = metrics.get('dataset', spec.dataset)
+    source = (record.source if record else {}) or {}
+    meta: Dict[str, Any] = {
+        'library_name': 'pytorch', 'license': config.get('license', spec.license), 'pipeline_tag': PIPELINE_TAGS[task],
+        'tags': ['hrnet', 'hrnet-zoo', task, PIPELINE_TAGS[task]], 'datasets': [dataset]}
+    values = _metric_values(metrics)
+    if values:
+        meta['model-index'] = [{'name': name, 'results': [{
+            'task': {'type': PIPELINE_TAGS[task]},
+            'dataset': {'name': dataset, 'type': dataset, 'split': metrics.get('split', 'validation')},
+            'metrics': [{'type': k, 'name': k, 'value': v} for k, v in values],
+            'source': {'name': metrics.get('source', ''), 'url': source.get('repo', spec.official.repo if spec.official else '')}}]}]
+    h, w = config['input_size'][1:]
+    details = [f'- **Model:** `{name}` ({task}; HRNet trunk `{spec.trunk}`, head `{spec.head}`; {PAPER}, {PAPER_ID})',
+               f'- **Outputs:** {config["num_outputs"]} {spec.output_arg[4:]}; **input:** {h}x{w}, RGB in [0, 1] '
+               f'normalised with mean {config["mean"]}, std {config["std"]}'
+               + (f'; align_corners {config["align_corners"]}' if config.get('align_corners') is not None else ''),
+               f'- **Trained on:** {spec.dataset}',
+               f'- **model.safetensors sha256:** `{sha256}`']
+    if record:
+        details.append(f'- **Params (M):** {record.num_params / 1e6:.2f}; **GMACs:** {record.gmacs:.2f} at {h}x{w}'
+                       + (f' (official GFLOPs {record.official_gflops})' if record.official_gflops else ''))
+    if source or spec.official:
+        ckpt = source.get('checkpoint') or (spec.official.filename if spec.official else '')
+        where = source.get('published_at') or (spec.official.published_at if spec.official else '')
+        details.append(f'- **Source:** {source.get("repo") or spec.official.repo}, checkpoint `{ckpt}`'
+                       + (f' (published at {where})' if where else ''))
+    if values:
+        details.append('- **Official metrics:** ' + ', '.join(f'{k} {v}' for k, v in values) + f' on {dataset} '
+                       f'({metrics.get("source", "source")}; as reported there, not re-measured here)')
+    usage = (f"```python\nimport hrnet_zoo\nmodel = hrnet_zoo.create_model('{name}', pretrained='hf-hub:{repo}').eval()\n```\n\n"
+             f"`pretrained=True` loads the weight of hrnet-zoo's manifest record for `{name}` (sha256-checked); "
+             f"torch.hub needs only the hrnet-zoo repository:\n\n"
+             f"```python\nimport torch\nmodel = torch.hub.load('<owner>/hrnet-zoo', '{name}', pretrained=True)\n"
+             f"model = torch.hub.load('<owner>/hrnet-zoo', 'hrnet', 'hf-hub:{repo}', pretrained=True)\n```\n")
+    return ('---\n' + yaml.safe_dump(meta, sort_keys=False) + '---\n\n'
+            + f'# {name}\n\n{spec.description or name}: HRNet {task} weights in safetensors, converted by '
+              '`hrnet-zoo convert`.\n\n## Details\n\n' + '\n'.join(details) + '\n\n## Usage\n\n' + usage)
+
+
+def _write_task_folder(model: torch.nn.Module, spec, folder: Path, record: Optional[WeightRecord],
+                       repo_id: Optional[str], tag: Optional[str], model_args: Optional[Mapping[str, Any]]) -> None:
+    from safetensors.torch import save_file
+    weights = folder / WEIGHTS_FILE
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights), metadata={'format': 'pt'})
+    config = task_config(model, spec, repo_id or (record.hf_hub_id if record else None), tag, model_args)
+    (folder / 'config.json').write_text(json.dumps(config, indent=2))
+    (folder / 'README.md').write_text(task_model_card(config, spec, record, sha256_file(weights), repo_id),
+                                      encoding='utf-8')
+
+
+def _replace_folder(out: Path, write) -> Path:
+    """Run ``write(tmp)`` on a temporary sibling of ``out`` and rename it into place: a failure
+    leaves nothing behind."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.tmp-', dir=out.parent))
+    try:
+        write(tmp)
+        if out.exists():
+            old = out.with_name(f'.{out.name}.old-{os.getpid()}')
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def convert_task(checkpoint: os.PathLike, name: str, out: os.PathLike, tag: Optional[str] = None,
+                 repo_id: Optional[str] = None, force: bool = False,
+                 model_args: Optional[Mapping[str, Any]] = None) -> Path:
+    """A task model's checkpoint -> ``out/`` with ``model.safetensors``, ``config.json`` and a
+    model card. The checkpoint is an official file (read with ``weights_only=True`` and mapped by
+    the spec's key map: pose's plain state_dict, landmarks' ``{'state_dict': {'module.'...}}``,
+    segmentation's trainer ``model.`` prefix and loss buffers) or our engine's ``last.pth`` /
+    ``best.pth``; it must load strictly into ``name`` as registered (same task, variant and output
+    count) or as ``model_args`` change it (``arch='hrnet_w18_small'``, ``num_keypoints=...``, as
+    the builder takes them; ``config.json`` records them), else nothing is written."""
+    spec = _require_task_spec(name)
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise WeightsError(f'{out} exists and is not empty; choose another --out or pass --force')
+    try:
+        model = build_task_model(name, model_args)
+    except TypeError as e:
+        raise WeightsError(f'{name} does not take the model arguments {dict(model_args or {})}: {e}') from None
+    load_task_checkpoint(checkpoint, spec, model)
+    manifest = _manifest_or_empty()
+    record = manifest.get(f'{name}.{tag}') if tag else record_for_model(name, manifest)
+    return _replace_folder(out, lambda tmp: _write_task_folder(model, spec, tmp, record, repo_id, tag, model_args))
+
+
+def _verify_task(spec, weights: Path, header: Mapping[str, Mapping[str, Any]], config: Optional[Mapping[str, Any]],
+                 report: 'Report') -> 'Report':
+    """The task half of :func:`verify`: keys / shapes / dtypes against the model that
+    ``config.json`` describes, and config fields against that model's own configuration."""
+    model_args = (config or {}).get('model_args') or {}
+    try:
+        model = build_task_model(spec.name, model_args, device='meta')
+    except Exception as e:  # a model_args the builder rejects
+        report.problems.append(f'config.json: cannot build {spec.name}(**{model_args}): {type(e).__name__}: {e}')
+        return report
+    found = {k: (tuple(v['shape']), v['dtype']) for k, v in header.items()}
+    problems = state_dict_problems(_signature(model.state_dict()), found)
+    if problems:
+        hint = _output_count_hint(model.state_dict(), {k: v[0] for k, v in found.items()}, spec)
+        report.problems += [f'{weights.name}: {hint}{p}' if i == 0 else f'{weights.name}: {p}'
+                            for i, p in enumerate(problems)]
+    if config is not None and config.get('architecture') not in (None, spec.name):
+        report.problems.append(f'config.json describes {config["architecture"]!r}, not {spec.name!r}')
+    elif config is not None:
+        if config.get('task') != spec.task:
+            report.problems.append(f'config.json: task is {config.get("task")!r} but {spec.name} is a {spec.task} model')
+        expected = task_config(model, spec, model_args=model_args)
+        for key in TASK_CONFIG_FIELDS:
+            if config.get(key) != expected[key]:
+                report.problems.append(f'config.json: {key} is {_short(config.get(key))} but {spec.name} '
+                                       f'(model_args {model_args}) has {_short(expected[key])}')
+    if report.ok:
+        report.notes.append(f'{len(found)} tensors match {spec.name} ({spec.task}, '
+                            f'{spec.num_outputs} {spec.output_arg[4:]})')
+    return report
+
+
+def task_model_of(location: str, cache_dir: Optional[os.PathLike] = None) -> Optional[str]:
+    """The task model a published repo holds (``'hf-hub:ORG/REPO'``, ``'local-dir:PATH'``): from
+    the manifest record of that repo, else from its ``config.json``; None for a classifier repo
+    (or when the config cannot be read: timm's own loading then reports it)."""
+    kind, _, where = location.partition(':')
+    if kind == 'hf-hub':
+        repo, _, revision = where.partition('@')
+        record = next((r for r in _manifest_or_empty().values() if r.hf_hub_id == repo), None)
+        if record is not None:
+            return record.arch if record.task != 'classification' else None
+        from huggingface_hub import hf_hub_download
+        try:
+            config_file = Path(hf_hub_download(repo, 'config.json', revision=revision or None, cache_dir=cache_dir))
+        except Exception:  # no config / offline: not for us to decide
+            return None
+    else:
+        config_file = Path(where) / 'config.json'
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return config.get('architecture') if config.get('task', 'classification') != 'classification' else None
+
+
+def task_records(task: Optional[str] = None, manifest: Optional[Mapping[str, WeightRecord]] = None) -> List[WeightRecord]:
+    """The manifest's records, in file order, optionally of one task (``'classification'`` too)."""
+    manifest = load_manifest() if manifest is None else manifest
+    return [r for r in manifest.values() if task is None or r.task == task]
+
+
+def record_as_json(record: WeightRecord) -> Dict[str, Any]:
+    """A record as plain JSON (what ``hrnet-zoo list --json`` prints)."""
+    return _json_safe(dataclasses.asdict(record))
+
+
+# --------------------------------------------------------------------------------------------
 # Measurements recorded in the manifest
 # --------------------------------------------------------------------------------------------
 def count_params(model: torch.nn.Module) -> int:
@@ -601,9 +919,44 @@ def count_params(model: torch.nn.Module) -> int:
 
 
 def count_gmacs(model: torch.nn.Module, input_size: Sequence[int] = (3, 224, 224)) -> float:
-    """GMACs of one forward pass (torch FlopCounterMode FLOPs / 2)."""
+    """GMACs of one forward pass (torch FlopCounterMode FLOPs / 2); a model on the meta device
+    is counted without computing anything (same count, any input size in no time)."""
     from torch.utils.flop_counter import FlopCounterMode
     counter = FlopCounterMode(display=False)
+    device = next(model.parameters()).device
     with torch.no_grad(), counter:
-        model.eval()(torch.zeros(1, *input_size))
+        model.eval()(torch.zeros(1, *input_size, device=device))
     return counter.get_total_flops() / 2e9
+
+
+def measure_task_model(name: str, model_args: Optional[Mapping[str, Any]] = None,
+                       input_size: Optional[Sequence[int]] = None) -> Tuple[int, float]:
+    """(params, GMACs at ``input_size``, default the spec's) of a task model, counted on the meta
+    device (no weights, no compute: W48 segmentation at 1024x2048 takes seconds)."""
+    spec = _require_task_spec(name)
+    model = build_task_model(name, model_args, device='meta')
+    params = count_params(model)
+    if spec.task == 'detection':  # torchvision detectors resize and post-process: count the trunk + neck
+        model = model.backbone
+    return params, round(count_gmacs(model, tuple(input_size or (3, *spec.input_size))), 3)
+
+
+def task_record(name: str, official_gflops: Optional[float] = None, recipe: str = '',
+                org: str = 'hrnet-zoo') -> Dict[str, Any]:
+    """The manifest record of a task model with an official checkpoint, from its spec (official
+    file, where it is published, metrics and their source, normalisation, output count) and
+    measured here (params, GMACs at the spec's input size); sha256 / size stay null until the
+    converted file exists."""
+    spec = _require_task_spec(name)
+    if spec.official is None:
+        raise WeightsError(f'{name} has no official checkpoint in its spec: nothing to record')
+    params, gmacs = measure_task_model(name)
+    return {
+        'name': name, 'task': spec.task, 'hf_hub_id': f'{org}/{name}', 'filename': WEIGHTS_FILE,
+        'sha256': None, 'size': None, 'num_params': params, 'gmacs': gmacs, 'official_gflops': official_gflops,
+        'input_size': [3, *spec.input_size], 'mean': list(spec.mean), 'std': list(spec.std),
+        'interpolation': 'bilinear', 'crop_pct': 1.0, 'metrics': _json_safe(dict(spec.metrics)),
+        'license': spec.license, 'source': {'repo': spec.official.repo, 'checkpoint': spec.official.filename,
+                                            'published_at': spec.official.published_at},
+        'recipe': recipe, 'num_classes': spec.num_outputs,
+        'num_outputs': spec.num_outputs}
