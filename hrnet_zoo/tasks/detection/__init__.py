@@ -10,8 +10,8 @@ from typing import Mapping, Union
 import torch
 from torch import nn
 
-from ...checkpoint import WeightsError, load_weights, read_state_dict, unwrap_state_dict
-from ..registry import TASK_MODELS, get_model_spec, key_map_of
+from ...checkpoint import WeightsError, read_state_dict, unwrap_state_dict
+from ..registry import TASK_MODELS, load_checkpoint
 from .backbone import (MMDET_KEY_MAP, HRNetV2pBackbone, _with_source, convert_official_detection_state_dict,
                        load_backbone_weights)
 from .data import CocoDetectionDataset, SyntheticBoxes, check_target, collate, train_transform
@@ -40,14 +40,11 @@ def __dir__():
 
 
 def load_official_checkpoint(model: nn.Module, path_or_state_dict: Union[str, os.PathLike, Mapping[str, torch.Tensor]]):
-    """Load a full checkpoint of one of our detectors strictly, through its spec's key map
-    (:func:`hrnet_zoo.checkpoint.load_weights`; the class count is checked). No official
-    checkpoint of these torchvision heads exists: an official HRNet-Object-Detection /
-    mmdetection checkpoint is refused with a pointer to ``weights_backbone=`` /
-    :func:`load_backbone_weights`, which take its trunk and HRFPN neck."""
-    cfg = getattr(model, 'pretrained_cfg', None) or {}
-    name = cfg.get('architecture', '')
-    spec = get_model_spec(name) if name in _SPEC_NAMES else None
+    """Load a full checkpoint of one of our detectors strictly (:func:`hrnet_zoo.tasks.registry.load_checkpoint`:
+    the spec's key map, the class count checked). No official checkpoint of these torchvision
+    heads exists: an official HRNet-Object-Detection / mmdetection checkpoint is refused with a
+    pointer to ``weights_backbone=`` / :func:`load_backbone_weights`, which take its trunk and
+    HRFPN neck."""
     is_path = not isinstance(path_or_state_dict, Mapping)
     state = read_state_dict(path_or_state_dict) if is_path else unwrap_state_dict(path_or_state_dict)
     where = str(path_or_state_dict) if is_path else '<state_dict>'
@@ -55,5 +52,5 @@ def load_official_checkpoint(model: nn.Module, path_or_state_dict: Union[str, os
         raise WeightsError(f'{where} is an mmdetection checkpoint: its RPN / RoI heads have another layout than '
                            "torchvision's and are not converted. Initialise the trunk and HRFPN neck from it with "
                            'weights_backbone=<file> (or load_backbone_weights(model, <file>)) and fine-tune the heads.')
-    output_key = OUTPUT_KEYS.get(cfg.get('detector', ''))
-    return _with_source(where, load_weights, model, state, key_map_of(spec) if spec else None, output_key, 'classes')
+    kind = (getattr(model, 'pretrained_cfg', None) or {}).get('detector', '')
+    return _with_source(where, load_checkpoint, model, state, fallback_output_key=OUTPUT_KEYS.get(kind))
