@@ -30,7 +30,7 @@ _TOP_KEYS = {'name': str, 'description': str, 'reproduces': dict, 'train': dict,
 _TASKS = ('classification', 'pose', 'landmarks', 'segmentation', 'detection')
 # TrainConfig fields a recipe may not set: they belong to one run, not to a recipe
 _RUN_ONLY = {'out_dir', 'resume', 'max_steps', 'device', 'progress', 'tensorboard', 'num_workers',
-             'handle_signals', 'log_every', 'save_every_steps', 'eval_all_ranks'}
+             'handle_signals', 'log_every', 'save_every_steps', 'save_every_min', 'eval_all_ranks'}
 _TRAIN_EXTRA = {'lr_base_batch': (int, float)}
 _DATA_KEYS = {'train_size': int, 'scale': list, 'ratio': list, 'hflip': (int, float),
               'color_jitter': (int, float, list, type(None)), 'auto_augment': (str, type(None)),
