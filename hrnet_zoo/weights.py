@@ -685,28 +685,6 @@ def _output_count_hint(own: Mapping[str, torch.Tensor], found: Mapping[str, Sequ
     return ''
 
 
-def task_state_dict(checkpoint: os.PathLike, spec, model: torch.nn.Module) -> Dict[str, torch.Tensor]:
-    """A checkpoint's tensors in our keys: read safely (:func:`read_state_dict`: an official file,
-    an engine ``last.pth`` / ``best.pth`` with ``'model'``, or safetensors), then mapped by the
-    spec's official key map unless the keys are ours already (the engine's layout)."""
-    from .tasks.registry import key_map_of
-    state = read_state_dict(checkpoint)
-    own = model.state_dict()
-    mapped = key_map_of(spec).apply(state)
-    return max((state, mapped), key=lambda sd: len(set(sd) & set(own)) - len(set(sd) - set(own)))
-
-
-def load_task_checkpoint(checkpoint: os.PathLike, spec, model: torch.nn.Module) -> torch.nn.Module:
-    """Load ``checkpoint`` into ``model`` strictly; the error names the file and every missing /
-    unexpected / mis-shaped key, and says so first when only the output count differs."""
-    state = task_state_dict(checkpoint, spec, model)
-    try:
-        return load_strict(model, state, str(checkpoint))
-    except WeightsError as e:
-        hint = _output_count_hint(model.state_dict(), {k: tuple(v.shape) for k, v in state.items()}, spec)
-        raise type(e)(f'{hint}{e}') from None
-
-
 def _short(value: Any, limit: int = 120) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + '...'
@@ -838,7 +816,8 @@ def convert_task(checkpoint: os.PathLike, name: str, out: os.PathLike, tag: Opti
         model = build_task_model(name, model_args)
     except TypeError as e:
         raise WeightsError(f'{name} does not take the model arguments {dict(model_args or {})}: {e}') from None
-    load_task_checkpoint(checkpoint, spec, model)
+    from .tasks.registry import load_checkpoint
+    load_checkpoint(model, checkpoint)  # the spec's key map, output count checked, strict
     manifest = _manifest_or_empty()
     record = manifest.get(f'{name}.{tag}') if tag else record_for_model(name, manifest)
     return _replace_folder(out, lambda tmp: _write_task_folder(model, spec, tmp, record, repo_id, tag, model_args))

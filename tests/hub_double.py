@@ -351,3 +351,15 @@ def stock_timm_logits(names: List[str], x, tmp: Path, env: Dict[str, str]) -> Di
                           env=full_env, capture_output=True, text=True, cwd=tmp, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return torch.load(tmp / 'out.pt')
+
+
+if pytest is not None:
+    @pytest.fixture(scope='module')
+    def hub_module(tmp_path_factory):
+        """A Hub double shared by a test module (online mode, a dummy write token meanwhile)."""
+        import huggingface_hub.constants as constants
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(constants, 'HF_HUB_OFFLINE', False)
+            mp.setenv('HF_TOKEN', 'hf_test_token')
+            with HubDouble(tmp_path_factory.mktemp('hub-storage')) as double:
+                yield double

@@ -72,3 +72,13 @@ def test_task_model_entry_builds_the_registered_model():
     model = torch.hub.load(str(ROOT), 'hrnet_w18_face_aflw', source='local').eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 64, 64)).shape == (1, 19, 16, 16)
+
+
+def test_generic_entry_loads_a_task_repo_folder(hubconf, tmp_path):
+    ref = hrnet_zoo.create_model('hrnet_w18_face_aflw').eval()
+    torch.save({'state_dict': {f'module.{k}': v for k, v in ref.state_dict().items()}}, tmp_path / 'engine.pth')
+    folder = weights.convert_task(tmp_path / 'engine.pth', 'hrnet_w18_face_aflw', tmp_path / 'repo')
+    model = hubconf.hrnet(f'local-dir:{folder}', pretrained=True).eval()
+    assert model.pretrained_cfg['architecture'] == 'hrnet_w18_face_aflw'
+    with torch.no_grad():
+        torch.testing.assert_close(model(X), ref(X))
