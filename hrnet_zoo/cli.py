@@ -176,7 +176,8 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([record_as_json(r) for r in task_records(args.task)], indent=2))
         return 0
-    tasks = [args.task] if args.task else ['classification'] + sorted({r.task for r in task_records()} - {'classification'})
+    others = sorted({r.task for r in task_records()} - {'classification'})
+    tasks = [args.task] if args.task else ['classification'] + others
     tables = [weights_table(markdown=args.markdown, pretrained=args.pretrained, task=t) for t in tasks]
     print('\n\n'.join(tables if len(tables) == 1 else [f'{t}:\n{table}' for t, table in zip(tasks, tables)]))
     return 0

@@ -346,20 +346,7 @@ def convert(checkpoint: os.PathLike, arch: str, out: os.PathLike, tag: Optional[
     load_strict(model, state_dict, str(checkpoint))
     name = f'{arch}.{tag}' if tag else arch
     record = load_manifest().get(name) if manifest_path().is_file() else None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.tmp-', dir=out.parent))
-    try:
-        _write_folder(model, tmp, name, record, repo_id)
-        if out.exists():
-            old = out.with_name(f'.{out.name}.old-{os.getpid()}')
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    return _replace_folder(out, lambda tmp: _write_folder(model, tmp, name, record, repo_id))
 
 
 # --------------------------------------------------------------------------------------------
@@ -739,7 +726,8 @@ def task_model_card(config: Mapping[str, Any], spec, record: Optional[WeightReco
             'task': {'type': PIPELINE_TAGS[task]},
             'dataset': {'name': dataset, 'type': dataset, 'split': metrics.get('split', 'validation')},
             'metrics': [{'type': k, 'name': k, 'value': v} for k, v in values],
-            'source': {'name': metrics.get('source', ''), 'url': source.get('repo', spec.official.repo if spec.official else '')}}]}]
+            'source': {'name': metrics.get('source', ''),
+                       'url': source.get('repo', spec.official.repo if spec.official else '')}}]}]
     h, w = config['input_size'][1:]
     details = [f'- **Model:** `{name}` ({task}; HRNet trunk `{spec.trunk}`, head `{spec.head}`; {PAPER}, {PAPER_ID})',
                f'- **Outputs:** {config["num_outputs"]} {spec.output_arg[4:]}; **input:** {h}x{w}, RGB in [0, 1] '
@@ -758,7 +746,8 @@ def task_model_card(config: Mapping[str, Any], spec, record: Optional[WeightReco
     if values:
         details.append('- **Official metrics:** ' + ', '.join(f'{k} {v}' for k, v in values) + f' on {dataset} '
                        f'({metrics.get("source", "source")}; as reported there, not re-measured here)')
-    usage = (f"```python\nimport hrnet_zoo\nmodel = hrnet_zoo.create_model('{name}', pretrained='hf-hub:{repo}').eval()\n```\n\n"
+    usage = (f"```python\nimport hrnet_zoo\n"
+             f"model = hrnet_zoo.create_model('{name}', pretrained='hf-hub:{repo}').eval()\n```\n\n"
              f"`pretrained=True` loads the weight of hrnet-zoo's manifest record for `{name}` (sha256-checked); "
              f"torch.hub needs only the hrnet-zoo repository:\n\n"
              f"```python\nimport torch\nmodel = torch.hub.load('<owner>/hrnet-zoo', '{name}', pretrained=True)\n"
@@ -843,7 +832,8 @@ def _verify_task(spec, weights: Path, header: Mapping[str, Mapping[str, Any]], c
         report.problems.append(f'config.json describes {config["architecture"]!r}, not {spec.name!r}')
     elif config is not None:
         if config.get('task') != spec.task:
-            report.problems.append(f'config.json: task is {config.get("task")!r} but {spec.name} is a {spec.task} model')
+            report.problems.append(f'config.json: task is {config.get("task")!r} but {spec.name} is a '
+                                   f'{spec.task} model')
         expected = task_config(model, spec, model_args=model_args)
         for key in TASK_CONFIG_FIELDS:
             if config.get(key) != expected[key]:
@@ -879,7 +869,8 @@ def task_model_of(location: str, cache_dir: Optional[os.PathLike] = None) -> Opt
     return config.get('architecture') if config.get('task', 'classification') != 'classification' else None
 
 
-def task_records(task: Optional[str] = None, manifest: Optional[Mapping[str, WeightRecord]] = None) -> List[WeightRecord]:
+def task_records(task: Optional[str] = None,
+                 manifest: Optional[Mapping[str, WeightRecord]] = None) -> List[WeightRecord]:
     """The manifest's records, in file order, optionally of one task (``'classification'`` too)."""
     manifest = load_manifest() if manifest is None else manifest
     return [r for r in manifest.values() if task is None or r.task == task]

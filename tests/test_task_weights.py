@@ -98,7 +98,7 @@ def published(originals, hub_module, tmp_path_factory):
         assert main(['verify', str(folder)]) == 0, task
         assert main(['publish', str(folder), '--repo-id', f'{ORG}/{name}', '--endpoint', hub_module.url]) == 0, task
         folders[task] = folder
-        base = W.task_record(name) if TASK_SPECS[name].official else None
+        base = W.record_as_json(W.get_weight(name)) if name in W.load_manifest() else None
         record = dict(base or _bare_record(name), hf_hub_id=f'{ORG}/{name}',
                       sha256=W.sha256_file(folder / W.WEIGHTS_FILE), size=(folder / W.WEIGHTS_FILE).stat().st_size)
         records.append(record)
@@ -151,8 +151,8 @@ def test_round_trip_convert_verify_publish_then_pretrained_true_in_a_fresh_proce
     env = {k: v for k, v in os.environ.items() if not k.startswith('HF_')}
     env.update(HF_ENDPOINT=hub_module.url, HF_HOME=str(tmp_path / 'hf-home'), HRNET_ZOO_MANIFEST=str(manifest),
                OMP_NUM_THREADS='1')
-    proc = subprocess.run([sys.executable, '-c', FRESH, str(tmp_path / 'cases.json'), str(tmp_path / 'x.pt'), str(ROOT),
-                           str(tmp_path / 'out.pt')], env=env, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    argv = [sys.executable, '-c', FRESH, tmp_path / 'cases.json', tmp_path / 'x.pt', ROOT, tmp_path / 'out.pt']
+    proc = subprocess.run([str(a) for a in argv], env=env, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = torch.load(tmp_path / 'out.pt')
     for task, (name, args, model, ckpt, x) in originals.items():
@@ -232,7 +232,7 @@ def test_convert_refuses_bad_task_checkpoints_and_writes_nothing(originals, tmp_
              (ckpt, 'hrnet_w18_face_wflw', 'predicts 19 landmarks (final_layer.weight has shape (19, 270, 1, 1)) '
                                            'but the model was built for 98'),
              (ckpt, 'hrnet_w32_pose_coco_256x192', 'does not fit hrnet_w32_pose_coco_256x192:\n  missing keys (2): '
-                                                   'final_layer.weight, final_layer.bias\n  unexpected keys'),  # wrong task
+                                                   'final_layer.weight, final_layer.bias\n  unexpected keys'),
              (originals['pose'][3], 'hrnet_w32_pose_coco_256x192',  # wrong variant: W18-small trunk into W32
               'shape mismatch for final_layer.weight: checkpoint [17, 16, 1, 1], model [17, 32, 1, 1]'),
              (ckpt, 'hrnet_w99_nothing', 'unknown architecture')]
@@ -250,7 +250,7 @@ def test_verify_and_publish_refuse_bad_task_folders(published, tmp_path, capsys,
     shutil.copytree(published[0]['landmarks'], folder)
     data = (folder / W.WEIGHTS_FILE).read_bytes()
     # sha256 mismatch against the manifest record
-    record = dict(W.task_record('hrnet_w18_face_aflw'), sha256='0' * 64)
+    record = dict(W.record_as_json(W.get_weight('hrnet_w18_face_aflw')), sha256='0' * 64)
     (tmp_path / 'm.json').write_text(json.dumps({'weights': [record]}))
     monkeypatch.setenv(W.MANIFEST_ENV, str(tmp_path / 'm.json'))
     code, text, err = run(capsys, 'verify', folder)
@@ -302,8 +302,9 @@ def test_pretrained_refuses_bad_files_names_what_to_do(published, tmp_path, monk
     (snap.parent.parent / 'refs').mkdir()
     (snap.parent.parent / 'refs' / 'main').write_text('a' * 40)
     model = hrnet_zoo.create_model(name, pretrained=True, cache_dir=cache)
-    torch.testing.assert_close(model.final_layer.weight, W.read_state_dict(folder / W.WEIGHTS_FILE)['final_layer.weight'])
-    record = dict(W.task_record(name), sha256='f' * 64)
+    published_weight = W.read_state_dict(folder / W.WEIGHTS_FILE)['final_layer.weight']
+    torch.testing.assert_close(model.final_layer.weight, published_weight)
+    record = dict(W.record_as_json(W.get_weight(name)), sha256='f' * 64)
     (tmp_path / 'm.json').write_text(json.dumps({'weights': [record]}))
     monkeypatch.setenv(W.MANIFEST_ENV, str(tmp_path / 'm.json'))
     with pytest.raises(W.WeightsError, match=f'sha256 mismatch for {name}: expected f{{64}}'):
@@ -385,7 +386,8 @@ def test_list_json_and_task_filter(capsys):
 @pytest.mark.parametrize('task', OFFICIAL_TASKS)
 def test_readme_task_weights_tables_come_from_the_manifest(task):
     table = weights_table(markdown=True, task=task)
-    assert table in README.read_text(), f'README "Task weights" table is stale: paste `hrnet-zoo list --markdown --task {task}`'
+    assert table in README.read_text(), \
+        f'README "Task weights" table is stale: paste `hrnet-zoo list --markdown --task {task}`'
 
 
 def test_record_as_json_round_trips():
@@ -393,3 +395,12 @@ def test_record_as_json_round_trips():
     assert W.WeightRecord(**{k: tuple(v) if k in ('input_size', 'mean', 'std') else v
                              for k, v in W.record_as_json(r).items()}) == r
     assert dataclasses.asdict(r)['task'] == 'segmentation'
+
+
+def test_task_record_is_built_from_the_spec_and_measured():
+    stored = W.get_weight('hrnet_w18_face_aflw')
+    record = W.task_record('hrnet_w18_face_aflw', official_gflops=stored.official_gflops, recipe=stored.recipe)
+    assert W.WeightRecord(**{k: tuple(v) if k in ('input_size', 'mean', 'std') else v for k, v in record.items()}) \
+        == stored
+    with pytest.raises(W.WeightsError, match='no official checkpoint'):
+        W.task_record('fasterrcnn_hrnetv2p_w18')
