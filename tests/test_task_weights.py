@@ -404,3 +404,10 @@ def test_task_record_is_built_from_the_spec_and_measured():
         == stored
     with pytest.raises(W.WeightsError, match='no official checkpoint'):
         W.task_record('fasterrcnn_hrnetv2p_w18')
+
+
+def test_checkpoint_path_keeps_reading_the_official_files(originals):
+    for task, (name, args, model, ckpt, x) in originals.items():
+        again = hrnet_zoo.create_model(name, checkpoint_path=str(ckpt), **args)
+        for k, v in model.state_dict().items():
+            assert torch.equal(again.state_dict()[k], v), (task, k)
