@@ -325,6 +325,7 @@ def _write_folder(model: torch.nn.Module, folder: Path, name: str, record: Optio
     # timm.create_model(num_classes=<root num_classes, or 0>, **model_args), so a second copy in
     # model_args is a "multiple values for keyword argument 'num_classes'" TypeError.
     config.get('model_args', {}).pop('num_classes', None)
+    config['pretrained_cfg'].pop('task', None)  # ours, not a timm PretrainedCfg field: stock timm would refuse it
     (folder / 'config.json').write_text(json.dumps(config, indent=2))
     (folder / 'README.md').write_text(model_card(name, config, record, sha256_file(weights), repo_id), encoding='utf-8')
 
