@@ -89,7 +89,8 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument('--resume', default=None, help="a checkpoint path or 'auto' (out-dir/last.pth)")
     g.add_argument('--seed', type=int, default=0)
     g.add_argument('--weights-backbone', default=None,
-                   help="initialise the trunk: 'imagenet' or a classifier checkpoint")
+                   help="initialise the trunk: 'imagenet', a classifier checkpoint, or (detection) an official "
+                        'mmdetection checkpoint (trunk + HRFPN neck)')
     g.add_argument('--no-progress', action='store_true', help='no progress bar')
 
 
