@@ -422,10 +422,12 @@ def settle(fn: Callable, x: torch.Tensor, device: str, now: Callable, min_calls:
 
 def time_interleaved(fns: Dict[str, Callable], x: torch.Tensor, device: str, repeats: int, warmup: int,
                      timer: str = 'wall', no_grad: bool = True, min_sample_s: float = 0.0,
-                     on_round: Optional[Callable[[], None]] = None) -> Dict[str, Dict[str, float]]:
+                     on_round: Optional[Callable[[], None]] = None, pause_s: float = 0.0) -> Dict[str, Dict[str, float]]:
     """Seconds per call of each function: warmed up until its timings settle (at least ``warmup``
     calls), then ``repeats`` interleaved rounds (the order reversed every other round); a sample is
-    enough back-to-back calls to last ``min_sample_s``. Returns per function the median, the
+    enough back-to-back calls to last ``min_sample_s``, and ``pause_s`` of sleep before each sample
+    lets the threads of the previous runtime stop spin-waiting (OpenMP, onnxruntime and OpenVINO
+    thread pools spin after a call and would slow whichever contender comes next). Returns per function the median, the
     spread ((max - min) / median over the samples), the calls per sample and the peak memory."""
     now = clock(timer)
     times = {k: [] for k in fns}
@@ -439,6 +441,8 @@ def time_interleaved(fns: Dict[str, Callable], x: torch.Tensor, device: str, rep
         order = list(fns)
         for i in range(repeats):
             for k in (order if i % 2 == 0 else order[::-1]):
+                if pause_s:
+                    time.sleep(pause_s)
                 with PeakMemory(device) as mem:
                     sync(device)
                     t = now()
@@ -531,7 +535,7 @@ def run_config(args, name: str, batch: int, hw: Tuple[int, int], modes: Sequence
         bar.update(1)
     bar.set_description(f'{name} b{batch} {size_str(hw)} timing {len(fns)} contenders')
     res = time_interleaved(fns, x, device, args.repeats, args.warmup, args.timer, min_sample_s=args.min_sample_s,
-                           on_round=lambda: bar.update(1))
+                           on_round=lambda: bar.update(1), pause_s=args.pause_s)
     rows = []
     for mode in modes:
         ours, peer = PAIRS[mode]
@@ -632,6 +636,7 @@ def machine_info(args, peaks) -> Dict:
         'torch': torch.__version__, 'timm': timm.__version__,
         'hrnet_zoo': hrnet_zoo.__version__, 'python': platform.python_version(),
         'timer': args.timer, 'repeats': args.repeats, 'warmup': args.warmup, 'min_sample_s': args.min_sample_s,
+        'pause_s': args.pause_s,
         'load_average': os.getloadavg() if hasattr(os, 'getloadavg') else None,
     }
     for pkg in ('onnxruntime', 'openvino', 'nncf'):
@@ -737,6 +742,8 @@ def parse_args(argv=None):
                    help='warm-up calls at least; warm-up goes on until two calls agree within 10%% (at most 10)')
     p.add_argument('--min-sample-s', type=float, default=0.25,
                    help='a timed sample repeats a fast contender until it lasts this long (at most 50 calls)')
+    p.add_argument('--pause-s', type=float, default=0.05,
+                   help='sleep before each timed sample, so the previous contender\'s threads stop spinning')
     p.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     p.add_argument('--threads', type=int, default=None, help='torch / onnxruntime / OpenVINO threads (default: theirs)')
     p.add_argument('--timer', choices=('wall', 'process'), default='wall',
