@@ -31,7 +31,7 @@ has no task models), under the same settings.
 Low-precision modes are skipped on a CPU without native bfloat16 (AVX512-BF16 / AMX): there
 bfloat16 is emulated and ~100x slower than float32. --force-low-precision runs them anyway.
 
-    python benchmarks/speed.py                          # defaults: < 3 min on 2 CPU cores
+    python benchmarks/speed.py                          # defaults: ~3-4 min on 2 CPU cores
     python benchmarks/speed.py --task pose              # hrnet_w32_pose_coco_256x192 at 256x192
     python benchmarks/speed.py --models hrnet_w32 --modes all --json out.json --plot out.png
 """
