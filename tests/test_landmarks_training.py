@@ -45,7 +45,8 @@ def test_small_landmark_model_trains_to_low_nme(tmp_path):
 def test_official_recipes(dataset, lr, sigma):
     """experiments/<dataset>/face_alignment_<dataset>_hrnet_w18.yaml as recipe files."""
     from hrnet_zoo import get_model_spec
-    from hrnet_zoo.tasks.landmarks.__main__ import recipe_for
+    from hrnet_zoo.tasks.landmarks.__main__ import COMMAND
+    recipe_for = COMMAND.recipe_for  # the shared CLI's choice: the recipe of the model's dataset
     recipe = load_recipe(f'landmarks_{dataset}')
     cfg = recipe.train_config()
     assert recipe.task == 'landmarks' and recipe_for(f'hrnet_w18_face_{dataset}') == recipe.name
