@@ -46,9 +46,10 @@ def list_models(pretrained: bool = False, task: Optional[str] = None) -> List[st
         else:
             names += sorted(_timm.MODEL_NAMES)
     if task != 'classification':
-        from .weights import record_for_model
+        from .weights import _manifest_or_empty, record_for_model
+        manifest = _manifest_or_empty() if pretrained else {}  # read and validated once, not per name
         names += sorted(n for n, s in TASK_SPECS.items()
-                        if (task is None or s.task == task) and (not pretrained or record_for_model(n)))
+                        if (task is None or s.task == task) and (not pretrained or record_for_model(n, manifest)))
     return names
 
 
