@@ -428,7 +428,8 @@ def time_interleaved(fns: Dict[str, Callable], x: torch.Tensor, device: str, rep
     enough back-to-back calls to last ``min_sample_s``, and ``pause_s`` of sleep before each sample
     lets the threads of the previous runtime stop spin-waiting (OpenMP, onnxruntime and OpenVINO
     thread pools spin after a call and would slow whichever contender comes next). Returns per function the median, the
-    spread ((max - min) / median over the samples), the calls per sample and the peak memory."""
+    spread ((max - min) / median over the samples), the calls per sample and the peak memory (of one
+    more call after the timed ones: the sampling thread would slow the timed calls)."""
     now = clock(timer)
     times = {k: [] for k in fns}
     peaks = {k: 0.0 for k in fns}
@@ -443,16 +444,18 @@ def time_interleaved(fns: Dict[str, Callable], x: torch.Tensor, device: str, rep
             for k in (order if i % 2 == 0 else order[::-1]):
                 if pause_s:
                     time.sleep(pause_s)
-                with PeakMemory(device) as mem:
-                    sync(device)
-                    t = now()
-                    for _ in range(inner[k]):
-                        fns[k](x)
-                    sync(device)
-                    times[k].append((now() - t) / inner[k])
-                peaks[k] = max(peaks[k], mem.peak_mib)
+                sync(device)
+                t = now()
+                for _ in range(inner[k]):
+                    fns[k](x)
+                sync(device)
+                times[k].append((now() - t) / inner[k])
             if on_round is not None:
                 on_round()
+        for k, f in fns.items():  # memory in a call of its own: the sampling thread would slow the timed ones
+            with PeakMemory(device) as mem:
+                f(x)
+            peaks[k] = mem.peak_mib
     out = {}
     for k, v in times.items():
         med = statistics.median(v)
