@@ -247,6 +247,33 @@ def test_runtime_backends_keep_the_output_structure(backend):
     assert isinstance(got, list) and [t.shape for t in got] == [t.shape for t in ref]
 
 
+@_needs('openvino', 'onnx')
+def test_openvino_compiles_static_shapes_and_splits_batches_over_streams():
+    """A shape's second call compiles a static copy (up to static_shapes of them); batches the
+    stream count divides run in equal slices on that many streams; outputs as the dynamic graph."""
+    model = randomize_bn(_DictModel()).eval()
+    deployed = hrnet_zoo.deploy(model, backend='openvino', example_input=torch.randn(2, 3, 16, 16), streams=2,
+                                static_shapes=2)
+    runner = deployed.body.run
+    for shape, slices in [((4, 3, 20, 24), 2), ((3, 3, 20, 24), 1), ((2, 3, 32, 32), None)]:
+        x = torch.randn(shape)
+        with torch.no_grad():
+            ref = model(x)
+            for _ in range(3):  # dynamic, then compiled static, then static again
+                got = deployed(x)
+                for k in ref:
+                    assert got[k].shape == ref[k].shape and torch.allclose(got[k], ref[k], atol=1e-4)
+        assert len(runner.static.get(tuple(shape), [])) == (slices or 0)  # the third shape is over the cap
+    assert len(runner.static) == 2
+    never = hrnet_zoo.deploy(model, backend='openvino', example_input=torch.randn(2, 3, 16, 16), static_shapes=0)
+    for _ in range(3):
+        never(torch.randn(4, 3, 20, 24))
+    assert not never.body.run.static
+    for bad in [dict(streams=0), dict(static_shapes=-1), dict(streams=2, backend='onnxruntime')]:
+        with pytest.raises(ValueError, match='streams|static_shapes'):
+            hrnet_zoo.deploy(model, **{'backend': 'openvino', **bad})
+
+
 @pytest.mark.skipif(not _native_bf16(), reason='OpenVINO not installed or this CPU has no native bfloat16')
 def test_openvino_bfloat16_agrees_with_float32(sane_classifier):
     """As eager bf16 (test_bfloat16_agrees_with_float32): cosine >= 0.99; random models flip a few top-1s."""

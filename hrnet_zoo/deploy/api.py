@@ -67,7 +67,7 @@ class DeployedModel(nn.Module):
         return f'backend={self.backend!r}, precision={self.precision}'
 
 
-def _check_args(dtype, channels_last, backend):
+def _check_args(dtype, channels_last, backend, streams=None, static_shapes=4):
     if dtype not in DTYPES:
         raise ValueError('deploy(dtype=...) takes None, torch.float32, torch.bfloat16, torch.float16 or torch.int8, '
                          f'got {dtype}')
@@ -76,12 +76,19 @@ def _check_args(dtype, channels_last, backend):
     if dtype == torch.int8 and backend in ('eager', 'inductor'):
         raise ValueError(f"deploy(dtype=torch.int8) runs on backend='openvino' (NNCF) or 'onnxruntime', "
                          f'not {backend!r}')
+    if streams is not None and not (isinstance(streams, int) and streams >= 1):
+        raise ValueError(f'deploy(streams=...) takes None or a positive int, got {streams!r}')
+    if not (isinstance(static_shapes, int) and static_shapes >= 0):
+        raise ValueError(f'deploy(static_shapes=...) takes an int >= 0, got {static_shapes!r}')
+    if (streams is not None or static_shapes != 4) and backend not in ('openvino', 'auto'):
+        raise ValueError(f"deploy(streams=, static_shapes=) tune backend='openvino', not {backend!r}")
 
 
 def deploy(model: nn.Module, dtype: Optional[torch.dtype] = None, channels_last: bool = True,
            backend: str = 'eager', example_input: Optional[torch.Tensor] = None, check: bool = True, *,
            calibration: Any = None, calibration_size: Optional[int] = None, threads: Optional[int] = None,
-           options: Optional[Dict[str, Any]] = None, quantization: Optional[Dict[str, Any]] = None) -> nn.Module:
+           options: Optional[Dict[str, Any]] = None, quantization: Optional[Dict[str, Any]] = None,
+           streams: Optional[int] = None, static_shapes: int = 4) -> nn.Module:
     """An inference-only copy of ``model``: BatchNorm folded into the convs, then run by ``backend``.
 
     Args:
@@ -111,14 +118,20 @@ def deploy(model: nn.Module, dtype: Optional[torch.dtype] = None, channels_last:
         quantization: extra keyword arguments of ``nncf.quantize`` (openvino) or
             ``onnxruntime.quantization.quantize_static`` (onnxruntime), e.g.
             ``{'fast_bias_correction': False}``.
+        streams: OpenVINO: the CPU streams a batch is split over, one slice each, run at once
+            (default: the largest divisor of the batch size up to the number of CPUs; 1: never split).
+        static_shapes: OpenVINO: how many input shapes get a static-shape compiled copy, made on a
+            shape's second call (faster kernels; a few seconds of compile each); other shapes run on
+            the dynamic graph. 0: always the dynamic graph.
     Returns:
         A :class:`DeployedModel`; call it like the original. The argument is not modified.
     """
-    _check_args(dtype, channels_last, backend)
+    _check_args(dtype, channels_last, backend, streams, static_shapes)
     dtype = None if dtype == torch.float32 else dtype
     if backend == 'auto':
         return _auto(model, dtype, channels_last, example_input, check, calibration=calibration,
-                     calibration_size=calibration_size, threads=threads, options=options, quantization=quantization)
+                     calibration_size=calibration_size, threads=threads, options=options, quantization=quantization,
+                     streams=streams, static_shapes=static_shapes)
     example = probe_input(model, example_input)
     folded = fold_batchnorm(model, example)
     if check:
@@ -128,7 +141,7 @@ def deploy(model: nn.Module, dtype: Optional[torch.dtype] = None, channels_last:
         p.requires_grad_(False)
     if backend in RUNTIMES:
         return _deploy_runtime(model, folded, example, backend, dtype, check, calibration, calibration_size,
-                               threads, options, quantization)
+                               threads, options, quantization, streams, static_shapes)
     if channels_last:
         folded = folded.to(memory_format=torch.channels_last)
     if dtype is not None:
@@ -138,7 +151,7 @@ def deploy(model: nn.Module, dtype: Optional[torch.dtype] = None, channels_last:
 
 
 def _deploy_runtime(model, folded, example, backend, dtype, check, calibration, calibration_size, threads, options,
-                    quantization):
+                    quantization, streams, static_shapes):
     folded = folded.cpu().float()
     example = example.detach().cpu().float()
     images = None
@@ -146,7 +159,8 @@ def _deploy_runtime(model, folded, example, backend, dtype, check, calibration, 
         images = calibration_images(calibration, model, example.shape[1], calibration_size)
     elif calibration is not None or quantization is not None:
         raise ValueError('calibration= and quantization= are only used with dtype=torch.int8')
-    body = build_runtime(backend, folded, example, dtype, images, threads, options, quantization)
+    body = build_runtime(backend, folded, example, dtype, images, threads, options, quantization,
+                         streams=streams, static_shapes=static_shapes)
     deployed = DeployedModel(body, folded, None, False, backend, dtype or torch.float32).eval()
     if check:
         what = f'deploy(backend={backend!r}, dtype={dtype})'
@@ -199,7 +213,10 @@ def _auto(model, dtype, channels_last, example_input, check, **kwargs) -> Deploy
     if not candidates:
         raise ValueError("deploy(backend='auto', dtype=torch.int8) needs OpenVINO or ONNX Runtime: "
                          'pip install "hrnet-zoo[openvino]"')
-    built = {b: deploy(model, dtype, channels_last, b, example, check, **kwargs) for b in candidates}
+    openvino_only = ('streams', 'static_shapes')
+    built = {b: deploy(model, dtype, channels_last, b, example, check,
+                       **{k: v for k, v in kwargs.items() if b == 'openvino' or k not in openvino_only})
+             for b in candidates}
     timings = {b: _median_call_s(m, example) for b, m in built.items()}
     best = min(timings, key=timings.get)
     built[best].auto_timings = timings
