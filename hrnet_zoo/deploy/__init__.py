@@ -9,7 +9,8 @@ then runs it with one of four backends:
 - ``'inductor'``: ``torch.compile`` with freezing (conv + add + ReLU fused into prepacked oneDNN
   ops; a compile of a minute or more for each new input shape).
 - ``'openvino'``: the ONNX export compiled by OpenVINO for dynamic batch / height / width, float32,
-  bfloat16, float16 or int8 (NNCF post-training quantization on ``calibration`` images). On CPUs
+  bfloat16, float16 or int8 (NNCF post-training quantization on ``calibration`` images); a shape
+  seen twice gets a static-shape copy that splits the batch over one CPU stream per core. On CPUs
   with native bf16 this is the fastest path (``benchmarks/RESULTS.md``).
 - ``'onnxruntime'``: the ONNX export in ONNX Runtime, float32 or int8 (static QDQ quantization).
 - ``'auto'``: the fastest of those installed, by a short measurement.
