@@ -172,8 +172,10 @@ class OpenVINORunner:
     def requests(self, shape: tuple) -> Optional[List[Any]]:
         if shape in self.static:
             return self.static[shape]
+        if len(self.static) >= self.static_shapes:  # full: the dynamic graph serves every other shape
+            return None
         self.seen[shape] = self.seen.get(shape, 0) + 1
-        if self.seen[shape] >= 2 and len(self.static) < self.static_shapes:
+        if self.seen[shape] >= 2:
             self.static[shape] = self._compile_static(shape)
             return self.static[shape]
         return None
