@@ -264,10 +264,13 @@ def _raw_onnxruntime(path: str, threads: Optional[int]) -> Callable:
 
 
 def _raw_openvino(path: str, threads: Optional[int]) -> Callable:
-    """OpenVINO as a user runs it: read the ONNX file, compile for CPU with default settings."""
+    """OpenVINO as a user runs it: read the ONNX file, compile for CPU with default settings
+    (the thread's signal stack is kept, as deploy does: it does not change the timings)."""
     import openvino as ov
-    core = ov.Core()
-    request = core.compile_model(path, 'CPU', {'INFERENCE_NUM_THREADS': threads} if threads else {}).create_infer_request()
+    from hrnet_zoo.deploy.runtimes import keep_sigaltstack
+    with keep_sigaltstack():
+        core = ov.Core()
+        request = core.compile_model(path, 'CPU', {'INFERENCE_NUM_THREADS': threads} if threads else {}).create_infer_request()
     return lambda x: request.infer({0: x.numpy()})
 
 

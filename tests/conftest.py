@@ -40,13 +40,3 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
 def _deterministic_seed():
     torch.manual_seed(0)
     yield
-
-
-# Tests that start OpenVINO / NNCF run last: after their thread pools have started, a later fork()
-# in the same process (a DataLoader with workers, tests/test_train.py) was seen to crash the pytest
-# process with SIGSEGV (a test run in a fresh process of its own is not affected).
-RUN_LAST = ('tests/test_deploy.py', 'tests/test_benchmarks.py')
-
-
-def pytest_collection_modifyitems(config, items):
-    items.sort(key=lambda item: item.nodeid.startswith(RUN_LAST))  # stable: the order is kept otherwise

@@ -187,7 +187,9 @@ def _native_bf16() -> bool:
     if importlib.util.find_spec('openvino') is None:
         return False
     import openvino as ov
-    return 'BF16' in ov.Core().get_property('CPU', 'OPTIMIZATION_CAPABILITIES')
+    from hrnet_zoo.deploy.runtimes import keep_sigaltstack
+    with keep_sigaltstack():
+        return 'BF16' in ov.Core().get_property('CPU', 'OPTIMIZATION_CAPABILITIES')
 
 
 @pytest.fixture(scope='module')
@@ -272,6 +274,33 @@ def test_openvino_compiles_static_shapes_and_splits_batches_over_streams():
     for bad in [dict(streams=0), dict(static_shapes=-1), dict(streams=2, backend='onnxruntime')]:
         with pytest.raises(ValueError, match='streams|static_shapes'):
             hrnet_zoo.deploy(model, **{'backend': 'openvino', **bad})
+
+
+_FREED_CORES = """
+import gc, signal, subprocess, torch, hrnet_zoo
+model = hrnet_zoo.create_model('hrnet_w18_small', num_classes=10).eval()
+x = torch.randn(2, 3, 32, 32)
+first = hrnet_zoo.deploy(model, backend='openvino', example_input=x)
+second = hrnet_zoo.deploy(model, dtype=torch.int8, backend='openvino', calibration=x, example_input=x, check=False)
+for _ in range(3):
+    first(x), second(x)
+del first, second
+gc.collect()
+signal.signal(signal.SIGCHLD, lambda *args: None)  # as a DataLoader with workers does
+subprocess.run(['true'], check=True)  # a child exits: SIGCHLD runs the handler
+print('alive')
+"""
+
+
+@_needs('openvino', 'onnx', 'nncf')
+def test_freed_openvino_models_leave_signals_working():
+    """OpenVINO's CPU plugin swaps the thread's signal stack on compile and puts back a freed one
+    when two Cores are freed; the next SIGCHLD then killed the process with SIGSEGV."""
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, '-X', 'faulthandler', '-c', _FREED_CORES], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and 'alive' in proc.stdout, (proc.returncode, proc.stderr[-2000:])
 
 
 @pytest.mark.skipif(not _native_bf16(), reason='OpenVINO not installed or this CPU has no native bfloat16')

@@ -4,9 +4,11 @@ quantization for OpenVINO, onnxruntime's static QDQ quantization for ONNX Runtim
 wrapped in a module that takes and returns torch tensors in the model's own output structure."""
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import tempfile
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -92,6 +94,48 @@ def onnxruntime_runner(path: str, dtype, images: Optional[List[torch.Tensor]], t
 
 # --- OpenVINO -----------------------------------------------------------------------------------
 
+class _StackT(ctypes.Structure):  # Linux stack_t
+    _fields_ = [('ss_sp', ctypes.c_void_p), ('ss_flags', ctypes.c_int), ('ss_size', ctypes.c_size_t)]
+
+
+def _libc_sigaltstack():
+    try:
+        return ctypes.CDLL(None, use_errno=True).sigaltstack
+    except (OSError, AttributeError):  # not a POSIX libc (Windows): nothing to keep
+        return None
+
+
+_SIGALTSTACK = _libc_sigaltstack() if os.name == 'posix' else None
+
+
+@contextlib.contextmanager
+def keep_sigaltstack() -> Iterator[None]:
+    """Give the calling thread back its signal stack after OpenVINO calls.
+
+    Written by hand because it works around OpenVINO 2026.4 itself: loading the CPU plugin in a Core
+    (``compile_model``, ``get_property('CPU', ...)``) installs a signal stack of its own on the
+    calling thread, and freeing that Core later puts
+    back the stack that was there at its install, in any order; with two Cores the thread is left
+    pointing at freed memory, and the next signal whose Python handler runs on that stack (SIGCHLD
+    when a DataLoader worker or a subprocess exits) kills the process with SIGSEGV (reproduced:
+    two deploys, freed, then ``subprocess.run``). Putting the caller's stack back after each call
+    keeps every later restore pointing at a live stack."""
+    if _SIGALTSTACK is None:
+        yield
+        return
+    saved = _StackT()
+    if _SIGALTSTACK(None, ctypes.byref(saved)) != 0:
+        yield
+        return
+    try:
+        yield
+    finally:
+        now = _StackT()
+        if _SIGALTSTACK(None, ctypes.byref(now)) == 0 and (now.ss_sp, now.ss_size) != (saved.ss_sp, saved.ss_size):
+            saved.ss_flags &= ~1  # SS_ONSTACK is a report, not a flag one may set
+            _SIGALTSTACK(ctypes.byref(saved), None)
+
+
 def _nncf_int8(ov_model, images: List[torch.Tensor], kwargs: Optional[dict]):
     """NNCF post-training quantization (symmetric 'performance' preset, fast bias correction) with
     one calibration image per item, as NNCF recommends for exact statistics, and activation ranges
@@ -151,7 +195,8 @@ class OpenVINORunner:
         self.core, self.model, self.config = core, model, config
         self.streams, self.static_shapes = streams, int(static_shapes)
         self.cpus = threads or cpu_count()
-        self.dynamic = core.compile_model(model, 'CPU', config).create_infer_request()
+        with keep_sigaltstack():
+            self.dynamic = core.compile_model(model, 'CPU', config).create_infer_request()
         self.seen: Dict[tuple, int] = {}
         self.static: Dict[tuple, List[Any]] = {}  # input shape -> infer requests, one per slice
 
@@ -166,8 +211,9 @@ class OpenVINORunner:
         if split > 1:
             config.setdefault('PERFORMANCE_HINT', 'THROUGHPUT')
             config.setdefault('NUM_STREAMS', split)
-        compiled = self.core.compile_model(model, 'CPU', config)
-        return [compiled.create_infer_request() for _ in range(split)]
+        with keep_sigaltstack():
+            compiled = self.core.compile_model(model, 'CPU', config)
+            return [compiled.create_infer_request() for _ in range(split)]
 
     def requests(self, shape: tuple) -> Optional[List[Any]]:
         if shape in self.static:
@@ -198,12 +244,13 @@ def openvino_runner(path: str, dtype, images: Optional[List[torch.Tensor]], thre
                     options: Optional[dict], quantization: Optional[dict], streams: Optional[int] = None,
                     static_shapes: int = 4) -> Callable:
     ov = require('openvino')
-    core = ov.Core()
-    ov_model = core.read_model(path)  # the dynamic N, H, W of the ONNX file stay dynamic
-    if dtype == torch.int8:
-        ov_model = _nncf_int8(ov_model, images, quantization)
-    return OpenVINORunner(core, ov_model, openvino_config(core, dtype, threads, options), streams, static_shapes,
-                          threads)
+    with keep_sigaltstack():  # loading the CPU plugin (ours, and NNCF's own Cores) swaps it
+        core = ov.Core()
+        ov_model = core.read_model(path)  # the dynamic N, H, W of the ONNX file stay dynamic
+        if dtype == torch.int8:
+            ov_model = _nncf_int8(ov_model, images, quantization)
+        return OpenVINORunner(core, ov_model, openvino_config(core, dtype, threads, options), streams, static_shapes,
+                              threads)
 
 
 def build_runtime(backend: str, folded: nn.Module, example: torch.Tensor, dtype,
