@@ -16,6 +16,7 @@ from .configs import HRNET_CONFIGS, HRNetConfig, StageConfig, get_config
 from .deploy import deploy, export_onnx
 from .representations import HRNetV1, HRNetV2, HRNetV2p
 from .tasks import TASK_MODELS, TASK_SPECS, get_model_spec
+from .tasks.registry import TASKS
 from . import detection  # noqa: F401  (deprecated alias of hrnet_zoo.tasks.detection, kept one release)
 
 __version__ = '0.1.0'
@@ -26,8 +27,6 @@ __all__ = [
     'HRNetV1', 'HRNetV2', 'HRNetV2p', '__version__',
     'deploy', 'export_onnx', 'get_model_spec',
 ]
-
-TASKS = ('classification', 'pose', 'landmarks', 'segmentation', 'detection')
 
 
 def list_models(pretrained: bool = False, task: Optional[str] = None) -> List[str]:

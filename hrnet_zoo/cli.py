@@ -191,7 +191,8 @@ def _add_list(sub: argparse._SubParsersAction) -> None:
     p.add_argument('--markdown', action='store_true', help='markdown table (as in the README)')
     p.add_argument('--json', action='store_true', help='every record as JSON (name, task, hf_hub_id, sha256, size, '
                                                         'metrics, ...)')
-    p.add_argument('--task', choices=('classification', 'pose', 'landmarks', 'segmentation', 'detection'),
+    from .tasks.registry import TASKS
+    p.add_argument('--task', choices=TASKS,
                    default=None, help='only the records of one task')
     p.set_defaults(func=_list)
 

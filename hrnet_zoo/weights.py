@@ -99,10 +99,11 @@ def _check_record(raw: Mapping[str, Any], where: str) -> WeightRecord:
     missing, unknown = _REQUIRED - set(raw), set(raw) - _ALLOWED
     if missing or unknown:
         raise WeightsError(f'{where}: missing fields {sorted(missing)}, unknown fields {sorted(unknown)}')
+    from .tasks.registry import TASKS
     name, task = raw['name'], raw.get('task', 'classification')
     arch, _, tag = str(name).partition('.')
-    if task not in _TASKS:
-        raise WeightsError(f'{where}: task must be one of {list(_TASKS)}, got {task!r}')
+    if task not in TASKS:
+        raise WeightsError(f'{where}: task must be one of {list(TASKS)}, got {task!r}')
     if task == 'classification' and (arch not in HRNET_CONFIGS or not tag):
         raise WeightsError(f'{where}: name {name!r} must be "<arch>.<tag>" with arch one of {sorted(HRNET_CONFIGS)}')
     if task != 'classification':
@@ -125,7 +126,6 @@ def _check_record(raw: Mapping[str, Any], where: str) -> WeightRecord:
     return WeightRecord(**values)
 
 
-_TASKS = ('classification', 'pose', 'landmarks', 'segmentation', 'detection')  # as hrnet_zoo.tasks.registry.TASKS
 # the metrics a task record must report (the field's headline numbers, as the source gives them)
 TASK_METRICS = {'pose': ('AP',), 'landmarks': ('nme',), 'segmentation': ('miou',), 'detection': ('bbox_AP',)}
 

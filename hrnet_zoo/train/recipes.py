@@ -21,13 +21,13 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import yaml
 
+from ..tasks.registry import TASKS
 from .engine import TrainConfig
 
 __all__ = ['Recipe', 'RecipeError', 'list_recipes', 'load_recipe', 'recipe_path']
 
 _TOP_KEYS = {'name': str, 'description': str, 'reproduces': dict, 'train': dict, 'data': dict, 'augment': dict,
              'task': str, 'eval': dict}
-_TASKS = ('classification', 'pose', 'landmarks', 'segmentation', 'detection')
 # TrainConfig fields a recipe may not set: they belong to one run, not to a recipe
 _RUN_ONLY = {'out_dir', 'resume', 'max_steps', 'device', 'progress', 'tensorboard', 'num_workers',
              'handle_signals', 'log_every', 'save_every_steps', 'save_every_min', 'eval_all_ranks'}
@@ -156,8 +156,8 @@ def _validate(raw: Any, source: str) -> Recipe:
         if key not in raw:
             raise RecipeError(f'{source}: missing required key {key!r}')
     task = raw.get('task', 'classification')
-    if task not in _TASKS:
-        raise RecipeError(f'{source}: task must be one of {", ".join(_TASKS)}, got {task!r}')
+    if task not in TASKS:
+        raise RecipeError(f'{source}: task must be one of {", ".join(TASKS)}, got {task!r}')
     _check_section('train', raw['train'], _train_types(), source)
     if task == 'classification':
         if 'eval' in raw:
