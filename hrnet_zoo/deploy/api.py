@@ -12,7 +12,7 @@ from torch.utils._pytree import tree_map
 from .calibration import calibration_images
 from .folding import check_close, fold_batchnorm, probe_input
 from .onnx_export import other_size
-from .runtimes import RUNTIMES, build_runtime
+from .runtimes import RUNTIMES, STATIC_SHAPES, build_runtime
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 DTYPES = (None, torch.float32, torch.bfloat16, torch.float16, torch.int8)
@@ -67,7 +67,7 @@ class DeployedModel(nn.Module):
         return f'backend={self.backend!r}, precision={self.precision}'
 
 
-def _check_args(dtype, channels_last, backend, streams=None, static_shapes=4):
+def _check_args(dtype, channels_last, backend, streams=None, static_shapes=STATIC_SHAPES):
     if dtype not in DTYPES:
         raise ValueError('deploy(dtype=...) takes None, torch.float32, torch.bfloat16, torch.float16 or torch.int8, '
                          f'got {dtype}')
@@ -80,7 +80,7 @@ def _check_args(dtype, channels_last, backend, streams=None, static_shapes=4):
         raise ValueError(f'deploy(streams=...) takes None or a positive int, got {streams!r}')
     if not (isinstance(static_shapes, int) and static_shapes >= 0):
         raise ValueError(f'deploy(static_shapes=...) takes an int >= 0, got {static_shapes!r}')
-    if (streams is not None or static_shapes != 4) and backend not in ('openvino', 'auto'):
+    if (streams is not None or static_shapes != STATIC_SHAPES) and backend not in ('openvino', 'auto'):
         raise ValueError(f"deploy(streams=, static_shapes=) tune backend='openvino', not {backend!r}")
 
 
@@ -88,7 +88,7 @@ def deploy(model: nn.Module, dtype: Optional[torch.dtype] = None, channels_last:
            backend: str = 'eager', example_input: Optional[torch.Tensor] = None, check: bool = True, *,
            calibration: Any = None, calibration_size: Optional[int] = None, threads: Optional[int] = None,
            options: Optional[Dict[str, Any]] = None, quantization: Optional[Dict[str, Any]] = None,
-           streams: Optional[int] = None, static_shapes: int = 4) -> nn.Module:
+           streams: Optional[int] = None, static_shapes: int = STATIC_SHAPES) -> nn.Module:
     """An inference-only copy of ``model``: BatchNorm folded into the convs, then run by ``backend``.
 
     Args:

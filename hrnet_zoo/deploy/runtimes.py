@@ -18,6 +18,7 @@ from torch.utils._pytree import TreeSpec, tree_flatten, tree_unflatten
 from .onnx_export import onnx_session, require, write_onnx
 
 RUNTIMES = ('onnxruntime', 'openvino')
+STATIC_SHAPES = 4  # deploy(static_shapes=) default: input shapes that get an OpenVINO static-shape copy
 OV_PRECISION = {None: 'f32', torch.bfloat16: 'bf16', torch.float16: 'f16'}
 OV_CAPABILITY = {torch.bfloat16: 'BF16', torch.float16: 'FP16'}
 
@@ -195,10 +196,13 @@ class OpenVINORunner:
         self.core, self.model, self.config = core, model, config
         self.streams, self.static_shapes = streams, int(static_shapes)
         self.cpus = threads or cpu_count()
-        with keep_sigaltstack():
-            self.dynamic = core.compile_model(model, 'CPU', config).create_infer_request()
+        self.dynamic = self._compile(model, config).create_infer_request()
         self.seen: Dict[tuple, int] = {}
         self.static: Dict[tuple, List[Any]] = {}  # input shape -> infer requests, one per slice
+
+    def _compile(self, model, config: Dict[str, Any]):
+        with keep_sigaltstack():
+            return self.core.compile_model(model, 'CPU', config)
 
     def _compile_static(self, shape: tuple) -> List[Any]:
         if self.streams is None:
@@ -211,9 +215,8 @@ class OpenVINORunner:
         if split > 1:
             config.setdefault('PERFORMANCE_HINT', 'THROUGHPUT')
             config.setdefault('NUM_STREAMS', split)
-        with keep_sigaltstack():
-            compiled = self.core.compile_model(model, 'CPU', config)
-            return [compiled.create_infer_request() for _ in range(split)]
+        compiled = self._compile(model, config)
+        return [compiled.create_infer_request() for _ in range(split)]
 
     def requests(self, shape: tuple) -> Optional[List[Any]]:
         if shape in self.static:
@@ -242,7 +245,7 @@ class OpenVINORunner:
 
 def openvino_runner(path: str, dtype, images: Optional[List[torch.Tensor]], threads: Optional[int],
                     options: Optional[dict], quantization: Optional[dict], streams: Optional[int] = None,
-                    static_shapes: int = 4) -> Callable:
+                    static_shapes: int = STATIC_SHAPES) -> Callable:
     ov = require('openvino')
     with keep_sigaltstack():  # loading the CPU plugin (ours, and NNCF's own Cores) swaps it
         core = ov.Core()
@@ -256,7 +259,7 @@ def openvino_runner(path: str, dtype, images: Optional[List[torch.Tensor]], thre
 def build_runtime(backend: str, folded: nn.Module, example: torch.Tensor, dtype,
                   images: Optional[List[torch.Tensor]] = None, threads: Optional[int] = None,
                   options: Optional[dict] = None, quantization: Optional[dict] = None, opset: int = 18,
-                  streams: Optional[int] = None, static_shapes: int = 4) -> RuntimeBody:
+                  streams: Optional[int] = None, static_shapes: int = STATIC_SHAPES) -> RuntimeBody:
     """Export ``folded`` (float32, CPU) to ONNX in a temporary folder and compile it with ``backend``
     (``streams`` / ``static_shapes``: OpenVINO only, see :class:`OpenVINORunner`)."""
     require('openvino' if backend == 'openvino' else 'onnxruntime')
