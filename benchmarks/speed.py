@@ -607,8 +607,10 @@ def select_modes(args) -> List[str]:
     if args.device == 'cuda' and any(m in ONNX_MODES for m in modes):
         modes = [m for m in modes if m not in ONNX_MODES]
         notes.append('onnx, openvino, int8 skipped: the benchmark runs onnxruntime / OpenVINO on CPU only')
-    missing = [m for m, pkg in (('onnx', 'onnxruntime'), ('openvino', 'openvino'), ('int8', 'nncf'))
-               if m in modes and not _installed(pkg)]
+    from hrnet_zoo.deploy.api import _available  # what each deploy backend needs installed
+    missing = [m for m, backend, dtype in (('onnx', 'onnxruntime', None), ('openvino', 'openvino', None),
+                                           ('int8', 'openvino', torch.int8))
+               if m in modes and not _available(backend, dtype)]
     if missing:
         modes = [m for m in modes if m not in missing]
         notes.append(f'{", ".join(missing)} skipped: pip install "hrnet-zoo[onnx,openvino]" to run them')
@@ -624,11 +626,6 @@ def select_modes(args) -> List[str]:
             notes.append('--train-modes ignored for task models (the step is a classifier cross-entropy step)')
             args.train_modes = []
     return modes, notes
-
-
-def _installed(module: str) -> bool:
-    import importlib.util
-    return importlib.util.find_spec(module) is not None
 
 
 CPU_FLAGS = ('avx512_bf16', 'amx_bf16', 'amx_int8', 'avx512_vnni', 'avx512f', 'avx2')

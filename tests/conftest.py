@@ -36,6 +36,14 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
     return model
 
 
+def needs(*modules):
+    """Skip (with the reason) unless the optional packages are installed."""
+    import importlib.util
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    extra = 'openvino' if {'openvino', 'nncf'} & set(missing) else 'onnx'
+    return pytest.mark.skipif(bool(missing), reason=f'{", ".join(missing)} not installed: pip install "hrnet-zoo[{extra}]"')
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_seed():
     torch.manual_seed(0)

@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from conftest import needs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -85,13 +87,7 @@ def test_memory_tiny_run_with_and_without_checkpointing(tmp_path, capsys):
     assert summary['ckpt_time_ratio'] > 0 and summary['ckpt_memory_ratio'] > 0
 
 
-def _installed(*modules) -> bool:
-    import importlib.util
-    return all(importlib.util.find_spec(m) is not None for m in modules)
-
-
-@pytest.mark.skipif(not _installed('openvino', 'nncf', 'onnxruntime'),
-                    reason='openvino / nncf / onnxruntime not installed: pip install "hrnet-zoo[onnx,openvino]"')
+@needs('openvino', 'nncf', 'onnxruntime')
 def test_speed_task_model_with_openvino_and_int8_names_the_fastest(speed, monkeypatch, capsys):
     """--task segmentation (shrunk to a tiny model and size here): the OpenVINO rows share one raw
     OpenVINO peer, and the run closes with 'fastest on this machine: ...'."""

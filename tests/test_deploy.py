@@ -12,7 +12,7 @@ import hrnet_zoo
 from hrnet_zoo.deploy import DeployedModel, check_onnx, find_conv_bn_pairs, fold_batchnorm, onnx_session
 from hrnet_zoo.layers import BasicBlock, Bottleneck
 
-from conftest import randomize_bn
+from conftest import needs, randomize_bn
 
 NAME = 'hrnet_w18_small'
 
@@ -170,16 +170,8 @@ def test_export_onnx_dynamic_hw_matches_pytorch(tmp_path, classifier, features_o
 
 # --- ONNX Runtime / OpenVINO backends and int8 ---------------------------------------------------
 
-def _needs(*modules):
-    """Skip (with the reason) unless the optional packages are installed."""
-    import importlib.util
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    extra = 'openvino' if {'openvino', 'nncf'} & set(missing) else 'onnx'
-    return pytest.mark.skipif(bool(missing), reason=f'{", ".join(missing)} not installed: pip install "hrnet-zoo[{extra}]"')
-
-
-RUNTIMES = [pytest.param('onnxruntime', marks=_needs('onnxruntime', 'onnx')),
-            pytest.param('openvino', marks=_needs('openvino', 'onnx'))]
+RUNTIMES = [pytest.param('onnxruntime', marks=needs('onnxruntime', 'onnx')),
+            pytest.param('openvino', marks=needs('openvino', 'onnx'))]
 
 
 def _native_bf16() -> bool:
@@ -249,7 +241,7 @@ def test_runtime_backends_keep_the_output_structure(backend):
     assert isinstance(got, list) and [t.shape for t in got] == [t.shape for t in ref]
 
 
-@_needs('openvino', 'onnx')
+@needs('openvino', 'onnx')
 def test_openvino_compiles_static_shapes_and_splits_batches_over_streams():
     """A shape's second call compiles a static copy (up to static_shapes of them); batches the
     stream count divides run in equal slices on that many streams; outputs as the dynamic graph."""
@@ -292,7 +284,7 @@ print('alive')
 """
 
 
-@_needs('openvino', 'onnx', 'nncf')
+@needs('openvino', 'onnx', 'nncf')
 def test_freed_openvino_models_leave_signals_working():
     """OpenVINO's CPU plugin swaps the thread's signal stack on compile and puts back a freed one
     when two Cores are freed; the next SIGCHLD then killed the process with SIGSEGV."""
@@ -314,8 +306,8 @@ def test_openvino_bfloat16_agrees_with_float32(sane_classifier):
     assert F.cosine_similarity(ref, got).min().item() >= 0.99
 
 
-INT8 = [pytest.param('openvino', marks=_needs('openvino', 'onnx', 'nncf')),
-        pytest.param('onnxruntime', marks=_needs('onnxruntime', 'onnx'))]
+INT8 = [pytest.param('openvino', marks=needs('openvino', 'onnx', 'nncf')),
+        pytest.param('onnxruntime', marks=needs('onnxruntime', 'onnx'))]
 
 
 @pytest.mark.parametrize('backend', INT8)
@@ -377,7 +369,7 @@ def test_backend_argument_errors(classifier, monkeypatch):
         hrnet_zoo.deploy(classifier, backend='openvino')
 
 
-@_needs('onnxruntime', 'onnx')
+@needs('onnxruntime', 'onnx')
 def test_auto_picks_the_fastest_measured_backend(sane_classifier):
     deployed = hrnet_zoo.deploy(sane_classifier, backend='auto', example_input=smooth_images(2, 32, seed=7))
     timings = deployed.auto_timings
