@@ -629,7 +629,7 @@ def load_task_pretrained(model: torch.nn.Module, spec, pretrained: Any,
 PIPELINE_TAGS = {'pose': 'keypoint-detection', 'landmarks': 'keypoint-detection',
                  'segmentation': 'image-segmentation', 'detection': 'object-detection'}
 # config.json fields that must agree with the model built from it (verify checks them)
-TASK_CONFIG_FIELDS = ('num_outputs', 'input_size', 'mean', 'std', 'flip_pairs', 'align_corners')
+TASK_CONFIG_FIELDS = ('num_outputs', 'input_size', 'mean', 'std', 'flip_pairs', 'align_corners', 'codec')
 
 
 def task_spec(name: Optional[str]):
@@ -700,7 +700,7 @@ def task_config(model: torch.nn.Module, spec, repo_id: Optional[str] = None, tag
         'input_size': pcfg.get('input_size', (3, *spec.input_size)), 'mean': pcfg.get('mean', spec.mean),
         'std': pcfg.get('std', spec.std), 'flip_pairs': pcfg.get('flip_pairs', spec.flip_pairs),
         'align_corners': pcfg.get('align_corners', spec.options.get('align_corners')),
-        'dataset': spec.dataset, 'license': spec.license, 'model_args': dict(model_args or {}),
+        'codec': pcfg.get('codec', spec.codec), 'dataset': spec.dataset, 'license': spec.license, 'model_args': dict(model_args or {}),
         'pretrained_cfg': pcfg})
 
 

@@ -60,6 +60,8 @@ class TaskModelSpec:
         options: constructor options of the head (``align_corners``, detector settings, ...).
         license: license of the official weights.
         description: one line for docs and the builder's docstring.
+        codec: the heatmap codec the weights were trained with (pose / landmarks; a name of
+            :data:`hrnet_zoo.tasks.codecs.CODECS`): crop geometry, targets, decoding and flip test.
     """
     name: str
     task: str
@@ -77,6 +79,7 @@ class TaskModelSpec:
     license: str = 'mit'
     description: str = ''
     key_map: Optional[KeyMap] = None  # the official layout when no official file is known
+    codec: Optional[str] = None
 
     def __post_init__(self):
         if self.task not in OUTPUT_ARG:
@@ -113,6 +116,8 @@ class TaskModelSpec:
             'official_checkpoint': self.official.filename if self.official else None,
             'metrics': dict(self.metrics), 'first_conv': 'conv1',
         }
+        if self.codec is not None:
+            cfg['codec'] = self.codec
         cfg.update({k: v for k, v in self.options.items() if isinstance(v, (bool, int, float, str))})
         cfg.update(changes)
         return cfg
