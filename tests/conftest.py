@@ -40,7 +40,8 @@ def needs(*modules):
     """Skip (with the reason) unless the optional packages are installed."""
     import importlib.util
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    extra = 'openvino' if {'openvino', 'nncf'} & set(missing) else 'onnx'
+    extras = {'openvino': 'openvino', 'nncf': 'openvino', 'av': 'video'}
+    extra = next((extras[m] for m in missing if m in extras), 'onnx')
     return pytest.mark.skipif(bool(missing), reason=f'{", ".join(missing)} not installed: pip install "hrnet-zoo[{extra}]"')
 
 

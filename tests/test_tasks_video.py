@@ -3,7 +3,6 @@ and JSON-lines outputs, the frame loop, and every kind of bad input. Every clip 
 PyAV (a few 64x48 frames), so the module runs in seconds."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -15,12 +14,12 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import needs
 from hrnet_zoo.tasks import video as V
 from hrnet_zoo.tasks.video import (Frame, Source, SourceNotFoundError, VideoError, VideoWarning, VideoWriter,
                                    open_source, process_frames)
 
-needs_av = pytest.mark.skipif(importlib.util.find_spec('av') is None,
-                              reason="av not installed: pip install 'hrnet-zoo[video]'")
+needs_av = needs('av')
 W, H = 64, 48
 
 

@@ -117,7 +117,11 @@ def build_parser(cmd: TaskCommand) -> argparse.ArgumentParser:
 
 def main(cmd: TaskCommand, argv: Optional[Sequence[str]] = None) -> Any:
     args = build_parser(cmd).parse_args(argv)
-    return args.handler(args, load_task_recipe(args, cmd))
+    from .video import VideoError
+    try:
+        return args.handler(args, load_task_recipe(args, cmd))
+    except VideoError as e:  # bad input (a missing, corrupt or unsupported source): one line, no traceback
+        raise SystemExit(f'error: {e}') from None
 
 
 def load_task_recipe(args: argparse.Namespace, cmd: Optional[TaskCommand] = None) -> Recipe:
