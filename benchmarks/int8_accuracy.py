@@ -5,7 +5,8 @@ deployed variant on the held-out split:
   classification  hrnet_w18_small on scikit-learn's digits (hrnet_zoo.train.data.DigitsDataset,
                   32x32, 1437 train / 360 held-out), 3 epochs AdamW + cosine: top-1 (%)
   segmentation    HRNetV2 W18-small on SyntheticShapes (64x64, 4 classes), 150 steps AdamW: mIoU (%)
-Variants: float32 eager (the reference), bf16 (deploy eager and OpenVINO), int8 (OpenVINO + NNCF
+Variants: float32 eager (the reference), OpenVINO with no dtype (its own default precision: bf16
+where native, f32 elsewhere; the note says which), bf16 (deploy eager and OpenVINO), int8 (OpenVINO + NNCF
 post-training quantization as deploy() does it, with min-max activation ranges; the same with
 NNCF's default ranges; ONNX Runtime static quantization), each calibrated on --calibration images
 of the training split. Prints one table; the goal is an int8 drop of at
@@ -50,6 +51,7 @@ def nncf_default_ranges() -> dict:
 
 VARIANTS = [  # (label, deploy kwargs; a callable value is called when the variant is built)
     ('fp32 eager', dict(backend='eager')),
+    ('openvino, no dtype', dict(backend='openvino')),
     ('bf16 eager', dict(backend='eager', dtype=torch.bfloat16)),
     ('bf16 openvino', dict(backend='openvino', dtype=torch.bfloat16)),
     ('int8 openvino (deploy default)', dict(backend='openvino', dtype=torch.int8)),
@@ -112,7 +114,9 @@ def measure(task: str, model, calib_set, metric: Callable, n_calib: int) -> List
         build_s = time.perf_counter() - t0
         value = metric(deployed)
         ref = value if ref is None else ref
-        rows.append({'task': task, 'variant': label, 'value': value, 'drop': ref - value, 'build_s': build_s, 'note': ''})
+        note = '' if 'dtype' in kw else f'runs {str(deployed.precision).replace("torch.", "")}'
+        rows.append({'task': task, 'variant': label, 'value': value, 'drop': ref - value, 'build_s': build_s,
+                     'note': note})
     return rows
 
 

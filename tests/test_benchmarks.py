@@ -6,6 +6,7 @@ import importlib.util
 import json
 import math
 import os
+import platform
 import sys
 
 import pytest
@@ -102,6 +103,9 @@ def test_speed_task_model_with_openvino_and_int8_names_the_fastest(speed, monkey
     assert rows[1]['peer'] == rows[2]['peer'] == 'OpenVINO default on our ONNX'
     assert rows[1]['peer_ips'] == rows[2]['peer_ips'] > 0  # one peer, timed once
     assert rows[2]['dtype'] == 'int8' and rows[2]['ours_ips'] > 0
+    if platform.machine() in ('x86_64', 'AMD64'):  # the openvino mode is the natural call: OpenVINO's own default
+        from hrnet_zoo.deploy import native_bfloat16
+        assert rows[1]['dtype'] == ('bfloat16' if native_bfloat16() else 'float32')
     last = printed.strip().splitlines()[-1]
     assert last.startswith('fastest on this machine: ') and 'hrnet_w18_small_seg_cityscapes b1 64x96' in last
     assert out['verdict'][-1] == last
@@ -118,3 +122,18 @@ def test_timing_warms_up_until_settled_and_reports_spread(speed):
                                  repeats=3, warmup=1, min_sample_s=0.02)
     assert res['f']['s'] < 0.03 and res['f']['calls'] >= 2  # warm-up went past the slow calls
     assert 0.004 <= res['g']['s'] < 0.03 and res['g']['spread'] >= 0
+
+
+def test_speed_verdict_compares_the_natural_openvino_call_with_raw_openvino(speed):
+    """The openvino mode is deploy(backend='openvino') with no dtype; its ratio to raw OpenVINO's
+    default is the issue-20 goal (>= 0.97); the openvino_bf16 mode's ratio is printed beside it."""
+    ips = {'ours:openvino': 90.0, 'ours:openvino_bf16': 108.0, 'ours:int8': 144.0, 'raw:openvino': 90.0}
+    result = speed.ConfigResult('hrnet_w32', 8, '224', ips, {k: speed.label(k, 'timm', 'bf16') for k in ips})
+    goals, fastest = speed.verdict(result)
+    # 90 / 90 = 1.00; 108 / 90 = 1.20; 144 / 90 = 1.60
+    assert "deploy(backend='openvino') (no dtype) / raw OpenVINO default 1.00 (goal >= 0.97)" in goals
+    assert "deploy(backend='openvino', dtype=bf16) / raw OpenVINO default 1.20" in goals
+    assert 'int8 / OpenVINO default 1.60' in goals
+    assert fastest.startswith("fastest on this machine: deploy(backend='openvino') int8")
+    assert speed.PAIRS['openvino_bf16'] == ('ours:openvino_bf16', 'raw:openvino')
+    assert 'openvino_bf16' in speed.LOW_PRECISION_MODES and 'openvino_bf16' not in speed.DEFAULT_MODES

@@ -192,7 +192,8 @@ def sane_classifier():
 
 @pytest.mark.parametrize('backend', RUNTIMES)
 def test_runtime_backends_match_eager_at_any_size(sane_classifier, backend):
-    deployed = hrnet_zoo.deploy(sane_classifier, backend=backend, threads=1)
+    # dtype=torch.float32: with no dtype OpenVINO runs its own default precision (bf16 where native, issue 20)
+    deployed = hrnet_zoo.deploy(sane_classifier, dtype=torch.float32, backend=backend, threads=1)
     assert isinstance(deployed, DeployedModel) and deployed.backend == backend
     assert deployed.num_classes == 10  # attributes of the model stay reachable
     for shape in [(3, 3, 64, 64), (1, 3, 72, 88), (2, 3, 33, 47)]:  # dynamic batch and H x W, odd sides
@@ -225,7 +226,7 @@ class _DictModel(nn.Module):
 @pytest.mark.parametrize('backend', RUNTIMES)
 def test_runtime_backends_keep_the_output_structure(backend):
     model = randomize_bn(_DictModel()).eval()
-    deployed = hrnet_zoo.deploy(model, backend=backend, example_input=torch.randn(2, 3, 16, 16))
+    deployed = hrnet_zoo.deploy(model, dtype=torch.float32, backend=backend, example_input=torch.randn(2, 3, 16, 16))
     x = torch.randn(1, 3, 21, 30)
     with torch.no_grad():
         ref, got = model(x), deployed(x)
@@ -246,8 +247,8 @@ def test_openvino_compiles_static_shapes_and_splits_batches_over_streams():
     """A shape's second call compiles a static copy (up to static_shapes of them); batches the
     stream count divides run in equal slices on that many streams; outputs as the dynamic graph."""
     model = randomize_bn(_DictModel()).eval()
-    deployed = hrnet_zoo.deploy(model, backend='openvino', example_input=torch.randn(2, 3, 16, 16), streams=2,
-                                static_shapes=2)
+    deployed = hrnet_zoo.deploy(model, dtype=torch.float32, backend='openvino', example_input=torch.randn(2, 3, 16, 16),
+                                streams=2, static_shapes=2)
     runner = deployed.body.run
     for shape, slices in [((4, 3, 20, 24), 2), ((3, 3, 20, 24), 1), ((2, 3, 32, 32), None)]:
         x = torch.randn(shape)
@@ -273,7 +274,8 @@ import gc, signal, subprocess, torch, hrnet_zoo
 model = hrnet_zoo.create_model('hrnet_w18_small', num_classes=10).eval()
 x = torch.randn(2, 3, 32, 32)
 first = hrnet_zoo.deploy(model, backend='openvino', example_input=x)
-second = hrnet_zoo.deploy(model, dtype=torch.int8, backend='openvino', calibration=x, example_input=x, check=False)
+second = hrnet_zoo.deploy(model, dtype=torch.int8, backend='openvino', calibration=torch.randn(16, 3, 32, 32),
+                          example_input=x, check=False)
 for _ in range(3):
     first(x), second(x)
 del first, second
@@ -371,10 +373,194 @@ def test_backend_argument_errors(classifier, monkeypatch):
 
 @needs('onnxruntime', 'onnx')
 def test_auto_picks_the_fastest_measured_backend(sane_classifier):
-    deployed = hrnet_zoo.deploy(sane_classifier, backend='auto', example_input=smooth_images(2, 32, seed=7))
+    # dtype=torch.float32: every candidate float32 (with no dtype auto also weighs precisions, issue 20)
+    deployed = hrnet_zoo.deploy(sane_classifier, dtype=torch.float32, backend='auto',
+                                example_input=smooth_images(2, 32, seed=7))
     timings = deployed.auto_timings
     assert 'eager' in timings and 'onnxruntime' in timings
     assert deployed.backend == min(timings, key=timings.get)
     x = torch.randn(1, 3, 40, 56)
     with torch.no_grad():
         assert torch.allclose(deployed(x), sane_classifier(x), atol=1e-3)
+
+
+# --- the default precision (dtype=None), auto's choice of backend and precision, calibration sources (issue 20) ---
+
+def _bounds_spy(monkeypatch) -> list:
+    """Record the (rtol, min_cosine) of every accuracy check deploy makes after BatchNorm folding."""
+    from hrnet_zoo.deploy import api
+    seen, real = [], api.check_close
+
+    def spy(model, deployed, example, what, rtol=1e-3, min_cosine=None, hint=''):
+        if what != 'BatchNorm folding':
+            seen.append((rtol, min_cosine))
+        return real(model, deployed, example, what, rtol=rtol, min_cosine=min_cosine, hint=hint)
+    monkeypatch.setattr(api, 'check_close', spy)
+    return seen
+
+
+@needs('openvino', 'onnx')
+def test_openvino_without_dtype_runs_its_own_default_precision(tmp_path, monkeypatch):
+    """No dtype: no precision hint, so OpenVINO runs what it picks for this CPU (read back from the
+    compiled model: the same as raw OpenVINO on the same export) and deploy checks it by that
+    precision's bound (bf16: cosine >= 0.99; f32: 1e-3 of the output scale, on both check inputs)."""
+    import platform
+    import openvino as ov
+    from hrnet_zoo.deploy import native_bfloat16
+    from hrnet_zoo.deploy.runtimes import compiled_precision, keep_sigaltstack
+    model = randomize_bn(_DictModel()).eval()
+    x = torch.randn(2, 3, 16, 16)
+    path = hrnet_zoo.export_onnx(model, str(tmp_path / 'tiny.onnx'), example_input=x)
+    with keep_sigaltstack():
+        raw = compiled_precision(ov.Core().compile_model(path, 'CPU'))  # raw OpenVINO's default
+    if platform.machine() in ('x86_64', 'AMD64'):  # OpenVINO's x86 policy: bf16 where native, else f32
+        assert raw == (torch.bfloat16 if native_bfloat16() else torch.float32)
+    bounds = _bounds_spy(monkeypatch)
+    deployed = hrnet_zoo.deploy(model, backend='openvino', example_input=x)
+    assert deployed.precision == raw == deployed.body.precision
+    assert bounds == [(None, 0.99) if raw == torch.bfloat16 else (1e-3, None)] * 2
+    assert "OpenVINO's default" in deployed.reason and f'precision={raw}' in repr(deployed)
+    bounds.clear()
+    forced = hrnet_zoo.deploy(model, dtype=torch.float32, backend='openvino', example_input=x)
+    assert forced.body.run.compiled.get_property('INFERENCE_PRECISION_HINT') == ov.Type.f32
+    assert forced.precision == torch.float32 and bounds == [(1e-3, None)] * 2
+    with torch.no_grad():
+        ref, got = model(x), forced(x)
+    assert all(torch.allclose(got[k], ref[k], atol=1e-4) for k in ref)
+
+
+@needs('openvino', 'onnx')
+def test_openvino_default_reported_as_bf16_gets_the_bf16_bound(monkeypatch):
+    """Wherever the tests run: a runtime that reports bf16 is checked by cosine >= 0.99, and a
+    failed check says how to force float32."""
+    from hrnet_zoo.deploy import api, runtimes
+    monkeypatch.setattr(runtimes, 'compiled_precision', lambda compiled: torch.bfloat16)
+    model = randomize_bn(_DictModel()).eval()
+    bounds = _bounds_spy(monkeypatch)
+    deployed = hrnet_zoo.deploy(model, backend='openvino', example_input=torch.randn(2, 3, 16, 16))
+    assert deployed.precision == torch.bfloat16 and bounds == [(None, 0.99)] * 2
+    monkeypatch.setitem(api.MIN_COSINE, torch.bfloat16, 1.01)  # a bound no output meets
+    with pytest.raises(RuntimeError, match=r'running bfloat16 .*dtype=torch.float32 forces float32'):
+        hrnet_zoo.deploy(model, backend='openvino', example_input=torch.randn(2, 3, 16, 16))
+
+
+def test_default_precision_of_eager_is_float32_and_dtype_names_work():
+    model = randomize_bn(_DictModel()).eval()
+    x = torch.randn(2, 3, 16, 16)
+    plain = hrnet_zoo.deploy(model, example_input=x)
+    assert plain.precision == torch.float32 and 'no low-precision default' in plain.reason
+    assert hrnet_zoo.deploy(model, dtype='bfloat16', example_input=x).precision == torch.bfloat16
+    assert hrnet_zoo.deploy(model, dtype='float32', example_input=x).precision == torch.float32
+    with pytest.raises(ValueError, match='dtype names'):
+        hrnet_zoo.deploy(model, dtype='int4', example_input=x)
+
+
+def _within_bound(ref: dict, got: dict, precision: torch.dtype) -> bool:
+    """The accuracy bound of ``precision`` (deploy's MIN_COSINE; float32: 1e-3 of the output scale)."""
+    from hrnet_zoo.deploy.api import MIN_COSINE
+    for k in ref:
+        a, b = ref[k].flatten(), got[k].flatten()
+        if precision == torch.float32 and not (a - b).abs().max() <= 1e-3 * max(1.0, a.abs().max().item()):
+            return False
+        if precision != torch.float32 and not F.cosine_similarity(a, b, dim=0) >= MIN_COSINE[precision]:
+            return False
+    return True
+
+
+@needs('onnxruntime', 'onnx')
+def test_auto_without_dtype_picks_backend_and_precision_within_the_bounds(monkeypatch):
+    from hrnet_zoo.deploy import native_bfloat16
+    from hrnet_zoo.deploy.api import AUTO_TOLERANCE, MIN_COSINE, _available
+    from hrnet_zoo.deploy.runtimes import dtype_name
+    model = randomize_bn(_DictModel()).eval()
+    x = torch.randn(2, 3, 16, 16)
+    deployed = hrnet_zoo.deploy(model, backend='auto', example_input=x)
+    candidates = deployed.auto_candidates
+    chosen = f'{deployed.backend} {dtype_name(deployed.precision)}'
+    times = {k: v for k, v in candidates.items() if isinstance(v, float)}
+    assert {'eager float32', 'onnxruntime float32'} <= set(times)
+    assert ('eager bfloat16' in times) == native_bfloat16()
+    assert any(k.startswith('openvino') for k in times) == _available('openvino', None)
+    assert not any('int8' in k for k in candidates) and 'int8 not tried' in deployed.reason
+    assert times[chosen] <= (1 + AUTO_TOLERANCE) * min(times.values())
+    assert deployed.reason.startswith(chosen) and f"backend='{deployed.backend}'" in repr(deployed)
+    assert deployed.auto_timings[deployed.backend] == times[chosen]
+    x2 = torch.randn(1, 3, 20, 24)
+    with torch.no_grad():
+        assert _within_bound(model(x2), deployed(x2), deployed.precision)
+    # a precision whose bound fails is left out, with the reason
+    monkeypatch.setitem(MIN_COSINE, torch.bfloat16, 1.01)
+    strict = hrnet_zoo.deploy(model, backend='auto', example_input=x)
+    assert strict.precision == torch.float32
+    if native_bfloat16():
+        assert strict.auto_candidates['eager bfloat16'].startswith('left out: ')
+
+
+@needs('onnxruntime', 'onnx')
+def test_auto_tries_int8_when_given_calibration():
+    model = randomize_bn(_DictModel()).eval()
+    images = F.interpolate(torch.randn(16, 3, 4, 4), size=(16, 16), mode='bilinear')
+    deployed = hrnet_zoo.deploy(model, backend='auto', example_input=images[:2], calibration=images)
+    assert 'onnxruntime int8' in deployed.auto_candidates and 'int8 tried' in deployed.reason
+    only = hrnet_zoo.deploy(model, dtype=torch.int8, backend='auto', example_input=images[:2], calibration=images)
+    assert only.precision == torch.int8 and all(k.endswith('int8') for k in only.auto_candidates)
+
+
+def test_calibration_from_frames(sane_classifier):
+    """Raw frames (PIL images, uint8 H x W x C arrays as video decoders give them, uint8 C x H x W
+    tensors as torchvision.io gives them) go through the model's eval transform to its input size;
+    float tensors (C, H, W) are taken as model inputs."""
+    import numpy as np
+    from PIL import Image
+    from hrnet_zoo.deploy import calibration_images
+    size = tuple(sane_classifier.pretrained_cfg['input_size'][1:])
+    g = torch.Generator().manual_seed(0)
+    frames = [(torch.rand(48, 64, 3, generator=g) * 255).byte().numpy() for _ in range(3)]
+    from_arrays = calibration_images(frames, sane_classifier, 3)
+    from_pil = calibration_images([Image.fromarray(f) for f in frames], sane_classifier, 3)
+    from_chw = calibration_images([torch.from_numpy(f).permute(2, 0, 1) for f in frames], sane_classifier, 3)
+    assert [tuple(t.shape) for t in from_arrays] == [(1, 3, *size)] * 3
+    assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(from_arrays, from_pil, from_chw))
+    assert from_arrays[0].mean().abs() < 1.5 and from_arrays[0].std() > 0.3  # normalised, not 0..255
+    assert len(calibration_images(Image.fromarray(frames[0]), sane_classifier, 3)) == 1  # one frame alone
+    tensors = [torch.randn(3, 40, 40) for _ in range(4)]
+    assert [tuple(t.shape) for t in calibration_images(tensors, sane_classifier, 3)] == [(1, 3, 40, 40)] * 4
+    assert len(calibration_images(np.zeros((5, 3, 32, 32), np.float32), sane_classifier, 3)) == 5
+    with pytest.raises(ValueError, match='at least 8'):
+        calibration_images(frames, sane_classifier, 3, minimum=8)
+
+
+@needs('onnxruntime', 'onnx')
+def test_int8_calibrates_on_the_first_frames_and_refuses_too_few():
+    """The apps' path: int8 on the first frames of a video (uint8 H x W x C), read at the model's
+    input size; fewer than 16 images is a clear error before any export."""
+    import numpy as np
+    model = randomize_bn(_DictModel()).eval()
+    model.pretrained_cfg = {'input_size': (3, 24, 32), 'mean': (0.5,) * 3, 'std': (0.25,) * 3}
+    g = np.random.default_rng(0)
+    frames = [g.integers(0, 256, (60, 80, 3), dtype=np.uint8) for _ in range(16)]
+    deployed = hrnet_zoo.deploy(model, dtype=torch.int8, backend='onnxruntime', calibration=iter(frames),
+                                example_input=torch.randn(2, 3, 24, 32))
+    assert deployed.precision == torch.int8 and 'calibrated on 16 images' in deployed.reason
+    with pytest.raises(ValueError, match=r'gave 4 image\(s\); .*at least 16'):
+        hrnet_zoo.deploy(model, dtype=torch.int8, backend='onnxruntime', calibration=frames[:4])
+    with pytest.raises(ValueError, match='calibration_size=4'):
+        hrnet_zoo.deploy(model, dtype=torch.int8, backend='onnxruntime', calibration=frames, calibration_size=4)
+    with pytest.raises(ValueError, match='raw frame'):
+        hrnet_zoo.deploy(model, dtype=torch.int8, backend='onnxruntime', calibration=['frame.png'] * 16)
+
+
+@needs('onnxruntime', 'onnx')
+def test_auto_prefers_the_more_precise_of_near_ties(monkeypatch):
+    """A more precise candidate within AUTO_TOLERANCE (5 %) of the fastest wins: with fixed timings
+    float32 onnxruntime at 0.50 s is kept over bf16 OpenVINO at 0.49 s (0.50 <= 1.05 x 0.49 = 0.5145)."""
+    from hrnet_zoo.deploy import api
+    seconds = {'eager float32': 1.0, 'eager bfloat16': 0.8, 'onnxruntime float32': 0.50, 'openvino float32': 0.60,
+               'openvino bfloat16': 0.49}
+    monkeypatch.setattr(api, 'time_interleaved', lambda fns, x: {k: seconds[k] for k in fns})
+    model = randomize_bn(_DictModel()).eval()
+    deployed = hrnet_zoo.deploy(model, backend='auto', example_input=torch.randn(2, 3, 16, 16))
+    assert (deployed.backend, deployed.precision) == ('onnxruntime', torch.float32)
+    if 'openvino bfloat16' in deployed.auto_candidates:
+        assert 'kept over openvino bfloat16' in deployed.reason
+    assert deployed.auto_timings['onnxruntime'] == 0.50 and deployed.auto_timings['eager'] <= 1.0

@@ -19,18 +19,26 @@ from .onnx_export import onnx_session, require, write_onnx
 
 RUNTIMES = ('onnxruntime', 'openvino')
 STATIC_SHAPES = 4  # deploy(static_shapes=) default: input shapes that get an OpenVINO static-shape copy
-OV_PRECISION = {None: 'f32', torch.bfloat16: 'bf16', torch.float16: 'f16'}
+# deploy(dtype=...) -> OpenVINO's INFERENCE_PRECISION_HINT. dtype=None sets no hint: OpenVINO's default, bf16
+# on CPUs with native bf16 (AVX512-BF16 / AMX), f32 on other x86 CPUs (OpenVINO docs, "CPU Device", floating-
+# point data types; OpenVINO 2026.4 on an AMD EPYC with avx512_bf16 reports bf16), read back from the compiled model.
+OV_PRECISION = {torch.float32: 'f32', torch.bfloat16: 'bf16', torch.float16: 'f16'}
+OV_DTYPE = {name: dtype for dtype, name in OV_PRECISION.items()}
 OV_CAPABILITY = {torch.bfloat16: 'BF16', torch.float16: 'FP16'}
 
 
 class RuntimeBody(nn.Module):
     """Calls ``run`` (float32 NCHW numpy -> list of numpy outputs) on a torch batch and rebuilds
     the model's output structure (``spec``); outputs come back on the input's device, floating
-    ones in its dtype. Not thread-safe (one infer request): deploy one model per thread."""
+    ones in its dtype. ``precision``: what the runtime computes in (for OpenVINO with no dtype
+    given, its own choice, read back from the compiled model). Not thread-safe (one infer
+    request): deploy one model per thread."""
 
-    def __init__(self, run: Callable[[np.ndarray], Sequence[np.ndarray]], spec: TreeSpec, in_channels: int, name: str):
+    def __init__(self, run: Callable[[np.ndarray], Sequence[np.ndarray]], spec: TreeSpec, in_channels: int, name: str,
+                 precision: torch.dtype = torch.float32):
         super().__init__()
         self.run, self.spec, self.in_channels, self.name = run, spec, in_channels, name
+        self.precision = precision
 
     def forward(self, x: torch.Tensor):
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != self.in_channels:
@@ -153,20 +161,32 @@ def _nncf_int8(ov_model, images: List[torch.Tensor], kwargs: Optional[dict]):
 
 
 def openvino_config(core, dtype, threads: Optional[int], options: Optional[dict]) -> Dict[str, Any]:
-    """Compile properties: the inference precision for ``dtype`` (int8 keeps OpenVINO's default
-    for the layers left in floating point), and the thread count."""
+    """Compile properties: the inference precision hint of ``dtype`` (none for ``dtype=None``:
+    OpenVINO's default; int8 keeps that default for the layers left in floating point), and the
+    thread count."""
     config: Dict[str, Any] = {}
-    if dtype != torch.int8:
+    if dtype in OV_PRECISION:
         want = OV_CAPABILITY.get(dtype)
         if want and want not in core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES'):
             raise ValueError(f"backend='openvino', dtype={dtype}: this CPU has no native {want} "
                              f"(OpenVINO capabilities {core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES')}); "
-                             'use dtype=None (float32) or torch.int8')
+                             "use dtype=None (OpenVINO's default precision), torch.float32 or torch.int8")
         config['INFERENCE_PRECISION_HINT'] = OV_PRECISION[dtype]
     if threads:
         config['INFERENCE_NUM_THREADS'] = int(threads)
     config.update(options or {})
     return config
+
+
+def compiled_precision(compiled) -> torch.dtype:
+    """The floating-point precision an OpenVINO compiled model runs in: its
+    ``INFERENCE_PRECISION_HINT`` property, which the CPU plugin fills in with its own choice when
+    none was asked for (``f32``, ``bf16`` or ``f16``)."""
+    name = compiled.get_property('INFERENCE_PRECISION_HINT').get_type_name()
+    if name not in OV_DTYPE:
+        raise RuntimeError(f'OpenVINO compiled the model for inference precision {name!r}, which deploy() does not '
+                           f'know (it knows {sorted(OV_DTYPE)}); pass dtype=torch.float32')
+    return OV_DTYPE[name]
 
 
 def cpu_count() -> int:
@@ -189,6 +209,8 @@ class OpenVINORunner:
     ``static_shapes`` shapes (then the dynamic graph serves the rest). That copy splits the batch
     into ``streams`` equal slices run at once on as many CPU streams; ``streams=None``: the largest
     divisor of the batch size that is at most the number of CPUs (``threads``) this process has.
+    ``compiled`` is the dynamic graph's compiled model; ``precision`` the floating-point precision
+    it runs in (:func:`compiled_precision`; the static copies share its config).
     """
 
     def __init__(self, core, model, config: Dict[str, Any], streams: Optional[int], static_shapes: int,
@@ -196,7 +218,10 @@ class OpenVINORunner:
         self.core, self.model, self.config = core, model, config
         self.streams, self.static_shapes = streams, int(static_shapes)
         self.cpus = threads or cpu_count()
-        self.dynamic = self._compile(model, config).create_infer_request()
+        self.compiled = self._compile(model, config)
+        with keep_sigaltstack():
+            self.precision = compiled_precision(self.compiled)
+        self.dynamic = self.compiled.create_infer_request()
         self.seen: Dict[tuple, int] = {}
         self.static: Dict[tuple, List[Any]] = {}  # input shape -> infer requests, one per slice
 
@@ -261,7 +286,9 @@ def build_runtime(backend: str, folded: nn.Module, example: torch.Tensor, dtype,
                   options: Optional[dict] = None, quantization: Optional[dict] = None, opset: int = 18,
                   streams: Optional[int] = None, static_shapes: int = STATIC_SHAPES) -> RuntimeBody:
     """Export ``folded`` (float32, CPU) to ONNX in a temporary folder and compile it with ``backend``
-    (``streams`` / ``static_shapes``: OpenVINO only, see :class:`OpenVINORunner`)."""
+    (``streams`` / ``static_shapes``: OpenVINO only, see :class:`OpenVINORunner`). ``dtype=None``:
+    onnxruntime runs float32 (the exported graph's precision: its CPU provider has no lower-precision
+    mode of its own), OpenVINO its own default precision for this CPU."""
     require('openvino' if backend == 'openvino' else 'onnxruntime')
     spec = output_spec(folded, example)
     with tempfile.TemporaryDirectory(prefix='hrnet_zoo_deploy_') as workdir:
@@ -271,5 +298,10 @@ def build_runtime(backend: str, folded: nn.Module, example: torch.Tensor, dtype,
             run = openvino_runner(path, dtype, images, threads, options, quantization, streams, static_shapes)
         else:
             run = onnxruntime_runner(path, dtype, images, threads, options, quantization)
-    name = f'{backend} {str(dtype or torch.float32).replace("torch.", "")}'
-    return RuntimeBody(run, spec, example.shape[1], name)
+    precision = torch.int8 if dtype == torch.int8 else getattr(run, 'precision', dtype or torch.float32)
+    return RuntimeBody(run, spec, example.shape[1], f'{backend} {dtype_name(precision)}', precision)
+
+
+def dtype_name(dtype: Optional[torch.dtype]) -> str:
+    """``torch.bfloat16`` -> ``'bfloat16'`` (``None``: ``'float32'``)."""
+    return str(dtype or torch.float32).replace('torch.', '')
