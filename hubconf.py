@@ -30,8 +30,8 @@ def hrnet(name: str, pretrained: bool = False, **kwargs):
             ``num_classes``, ...).
     """
     if name.startswith(('hf-hub:', 'local-dir:')):
-        from hrnet_zoo.weights import task_model_of
-        task_model = task_model_of(name, cache_dir=kwargs.get('cache_dir'))
+        from hrnet_zoo.hub import model_of_repo
+        task_model = model_of_repo(name, cache_dir=kwargs.get('cache_dir'))
         if task_model is not None:  # a task repo: its model, with the repo's weights
             weights = name.partition(':')[2] if name.startswith('local-dir:') else name
             return _zoo.create_model(task_model, pretrained=weights if pretrained else False, **kwargs)
@@ -106,10 +106,11 @@ def hrnet_w48_ssld(pretrained: bool = False, **kwargs):
     return hrnet('hrnet_w48_ssld.paddle_in1k', pretrained, **kwargs)
 
 
-# Task models (pose, landmarks, segmentation, detection): one entry per registered name, made from
-# hrnet_zoo's table so that hubconf never drifts from it; each carries its builder's docstring.
+# Task models (pose, landmarks, segmentation, detection): one entry per name of hrnet_zoo's model
+# table (the classifiers have their entries above, each pinned to a weight), made from the table so
+# that hubconf never drifts from it; each carries its builder's docstring.
 def _task_entry(name: str):
-    builder = _zoo.TASK_MODELS[name]
+    builder = _zoo.MODEL_BUILDERS[name]
 
     def entry(pretrained: bool = False, **kwargs):
         return builder(pretrained=pretrained, **kwargs)
@@ -118,5 +119,6 @@ def _task_entry(name: str):
     return entry
 
 
-for _name in _zoo.TASK_MODELS:
-    globals()[_name] = _task_entry(_name)
+for _name, _spec in _zoo.MODEL_SPECS.items():
+    if _spec.task != 'classification':
+        globals()[_name] = _task_entry(_name)

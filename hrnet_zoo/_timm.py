@@ -1,15 +1,19 @@
-"""Registration of the HRNet variants with timm.
+"""Registration of the HRNet variants with timm, and their specs in the model table.
 
 ``import hrnet_zoo`` replaces timm's own ``hrnet_*`` entrypoints with ours. The pretrained configs
 (tags such as ``hrnet_w32.ms_in1k`` and their ``hf_hub_id``) are taken from timm's own
 ``timm.models.hrnet.default_cfgs`` at import time, so every weight timm can load resolves the same
 files into our model (the state_dict layouts are identical). timm's "Overwriting ..." warning is
 silenced for these names only: the override is intended.
+
+The classifiers are also specs of the one model table (:data:`SPECS`, ``task='classification'``):
+``hrnet_zoo.get_model_spec('hrnet_w32')``; their builders go through ``timm.create_model`` (timm's
+machinery loads their pretrained weights), ``checkpoint_path=`` through the hub's source layouts.
 """
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Optional
 
 from timm.models import build_model_with_cfg, register_model
 from timm.models._builder import pretrained_cfg_for_features, resolve_pretrained_cfg
@@ -17,7 +21,8 @@ from timm.models.hrnet import default_cfgs as _timm_hrnet_cfgs
 
 from .classifier import HighResolutionNet, HighResolutionNetFeatures
 from .configs import get_config
-from .weights import fetch_pretrained, merge_into_default_cfgs
+from .hub.fetch import fetch_pretrained, merge_into_default_cfgs
+from .tasks.registry import ModelSpec, register_specs
 
 # One source of truth for the pretrained tags: timm's table for the same architectures, plus the
 # records of weights/manifest.json (new tags, or our own hf_hub_id) merged in without modifying it.
@@ -88,12 +93,32 @@ def _entrypoint(name: str):
     return fn
 
 
-MODEL_NAMES = (
-    'hrnet_w18_small', 'hrnet_w18_small_v2', 'hrnet_w18', 'hrnet_w30', 'hrnet_w32', 'hrnet_w40',
-    'hrnet_w44', 'hrnet_w48', 'hrnet_w64', 'hrnet_w18_ssld', 'hrnet_w48_ssld',
-)
+# The classifiers: name -> the official name of the network (HRNet-Image-Classification README).
+DESCRIPTIONS = {
+    'hrnet_w18_small': 'HRNet-W18-C-Small-v1 classifier', 'hrnet_w18_small_v2': 'HRNet-W18-C-Small-v2 classifier',
+    **{f'hrnet_w{w}': f'HRNet-W{w}-C classifier' for w in (18, 30, 32, 40, 44, 48, 64)},
+    'hrnet_w18_ssld': 'HRNet-W18-C with PaddleClas SSLD weights (head convs without bias)',
+    'hrnet_w48_ssld': 'HRNet-W48-C with PaddleClas SSLD weights (head convs without bias)',
+}
+MODEL_NAMES = tuple(DESCRIPTIONS)
+OUTPUT_KEY = 'classifier.weight'
+SPECS = tuple(ModelSpec(name=n, task='classification', trunk=n, head='classifier', num_outputs=1000,
+                        input_size=(224, 224), dataset='imagenet-1k', description=d) for n, d in DESCRIPTIONS.items())
+
+
+def build(spec: ModelSpec, pretrained: bool = False, tag: Optional[str] = None, cache_dir: Optional[str] = None,
+          **kwargs: Any) -> HighResolutionNet:
+    """The classifier of ``spec`` through ``timm.create_model`` (``name.tag`` for a pretrained tag):
+    timm's builder, pretrained cfgs and weight loading (``cache_dir``: the Hub cache)."""
+    import timm
+    if cache_dir is not None:
+        kwargs['cache_dir'] = cache_dir
+    return timm.create_model(f'{spec.name}.{tag}' if tag else spec.name, pretrained=pretrained, **kwargs)
+
 
 with warnings.catch_warnings():
     warnings.filterwarnings('ignore', message=r'Overwriting hrnet_\w+ in registry')
     for _name in MODEL_NAMES:
         globals()[_name] = register_model(_entrypoint(_name))
+
+BUILDERS = register_specs(SPECS, build, output_key=OUTPUT_KEY, builds_pretrained=True)

@@ -3,7 +3,9 @@
 One module for every caller (the weight hub, the task models, the task CLIs, the trainer):
 
 * :func:`read_state_dict`: ``.safetensors`` through safetensors, anything else with
-  ``torch.load(weights_only=True)`` (a pickle that needs code is refused with a clear error).
+  ``torch.load(weights_only=True)`` (a pickle that needs code is refused with a clear error; the
+  plain numeric numpy arrays that mmpose 1.x files keep in ``meta`` are allowed, see
+  :data:`NUMPY_SAFE_GLOBALS`). :func:`read_safetensors_header` reads a safetensors header only.
 * :func:`unwrap_state_dict`: the tensors of a checkpoint dict (bare, or under ``state_dict`` /
   ``model`` / ``best_state_dict``), stripped of wrapper prefixes by timm's ``clean_state_dict``.
 * :class:`KeyMap`: an official layout -> our keys, as data (prefixes to strip, keys to drop,
@@ -23,8 +25,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
-__all__ = ['WeightsError', 'CheckpointNotFound', 'KeysMismatch', 'KeyMap', 'read_state_dict', 'unwrap_state_dict', 'strip_prefixes',
-           'state_dict_problems', 'load_strict', 'check_num_outputs', 'load_trunk', 'load_weights', 'TRUNK_PREFIXES']
+__all__ = ['WeightsError', 'CheckpointNotFound', 'KeysMismatch', 'KeyMap', 'read_state_dict', 'unwrap_state_dict',
+           'strip_prefixes', 'state_dict_problems', 'load_strict', 'check_num_outputs', 'load_trunk', 'load_weights',
+           'read_safetensors_header', 'signature', 'numpy_safe_globals', 'TRUNK_PREFIXES']
 
 PathLike = Union[str, os.PathLike]
 TRUNK_PREFIXES = ('conv1.', 'bn1.', 'conv2.', 'bn2.', 'layer1.', 'transition', 'stage')
@@ -60,7 +63,8 @@ def read_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
         except Exception as e:  # SafetensorError: truncated, bad header
             raise WeightsError(f'{path}: truncated or not a safetensors file ({e})') from None
     try:
-        obj = torch.load(path, map_location='cpu', weights_only=True)
+        with torch.serialization.safe_globals(numpy_safe_globals()):
+            obj = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise WeightsError(
@@ -70,6 +74,35 @@ def read_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
     except (RuntimeError, EOFError, OSError) as e:
         raise WeightsError(f'{path}: not a readable PyTorch checkpoint, truncated or corrupt ({e})') from None
     return unwrap_state_dict(obj, str(path))
+
+
+# The numeric dtypes whose numpy arrays / scalars may appear in a checkpoint's metadata.
+_NUMPY_DTYPES = ('bool_', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64',
+                 'float16', 'float32', 'float64')
+
+
+def numpy_safe_globals() -> List[Any]:
+    """What ``torch.load(weights_only=True)`` must be allowed to read the numpy arrays and scalars
+    that mmpose 1.x / mmengine keep in a checkpoint's ``meta`` (``dataset_meta``: ``sigmas`` and
+    ``dataset_keypoint_weights`` float32, ``keypoint_colors`` / ``skeleton_link_colors`` uint8;
+    mmpose ``mmpose/datasets/datasets/utils.py`` ``parse_pose_metainfo``): ``ndarray``, ``dtype``,
+    the array and scalar reconstructors (under numpy 2's ``numpy._core`` and, for files written
+    with numpy 1.x, ``numpy.core`` names), and the dtype classes of plain numbers and booleans.
+    Nothing that runs code, and no object arrays (``ObjectDType`` stays refused). Empty when numpy
+    is not installed."""
+    try:
+        import numpy as np
+    except ImportError:
+        return []
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy 1.x
+        from numpy.core import multiarray
+    allowed: List[Any] = [np.ndarray, np.dtype]
+    for fn in (multiarray._reconstruct, multiarray.scalar):
+        allowed += [fn, (fn, f'numpy.core.multiarray.{fn.__name__}'), (fn, f'numpy._core.multiarray.{fn.__name__}')]
+    allowed += [type(np.dtype(getattr(np, t))) for t in _NUMPY_DTYPES]
+    return allowed
 
 
 def unwrap_state_dict(obj: Any, where: str = 'checkpoint') -> Dict[str, torch.Tensor]:
@@ -222,18 +255,43 @@ def load_trunk(model: nn.Module, source: Union[str, PathLike, Mapping[str, torch
 
 def load_weights(model: nn.Module, source: Union[PathLike, Mapping[str, torch.Tensor]],
                  key_map: Optional[KeyMap] = None, output_key: Optional[str] = None,
-                 what: str = 'outputs') -> nn.Module:
+                 what: str = 'outputs', where: Optional[str] = None) -> nn.Module:
     """Load a checkpoint file or state_dict into ``model`` strictly: read it safely
     (:func:`read_state_dict`: an official file, an hrnet_zoo engine checkpoint's ``'model'``, or
     safetensors), map it with ``key_map`` (default: strip ``module.``), check the head's output
-    count at ``output_key`` against the model's, and load with :func:`load_strict`."""
+    count at ``output_key`` against the model's, and load with :func:`load_strict`. Errors name
+    ``where`` (default: the file, or ``<state_dict>``)."""
     if isinstance(source, Mapping):
-        state, where = unwrap_state_dict(source), '<state_dict>'
+        state, where = unwrap_state_dict(source), where or '<state_dict>'
     else:
-        state, where = read_state_dict(source), str(source)
+        state, where = read_state_dict(source), where or str(source)
     state = (key_map or KeyMap()).apply(state)
     if output_key is not None:
         own = model.state_dict()
         if output_key in own and output_key in state:  # a missing head is listed by load_strict
             check_num_outputs(state, output_key, own[output_key].shape[0], what, where)
     return load_strict(model, state, where)
+
+
+# safetensors dtype names of the torch dtypes checkpoints hold
+_TORCH_TO_ST = {torch.float32: 'F32', torch.float16: 'F16', torch.bfloat16: 'BF16', torch.float64: 'F64',
+                torch.int64: 'I64', torch.int32: 'I32', torch.uint8: 'U8', torch.bool: 'BOOL'}
+
+
+def signature(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, Tuple[Tuple[int, ...], str]]:
+    """``{key: (shape, safetensors dtype name)}`` of a state_dict (what :func:`state_dict_problems`
+    compares with a safetensors header)."""
+    return {k: (tuple(v.shape), _TORCH_TO_ST.get(v.dtype, str(v.dtype))) for k, v in state_dict.items()}
+
+
+def read_safetensors_header(path: PathLike) -> Dict[str, Dict[str, Any]]:
+    """``{name: {'dtype', 'shape'}}`` of a safetensors file, without loading tensors; safetensors'
+    own parser checks the header, the offsets and that the data covers the file exactly (a
+    truncated file or trailing bytes are a :class:`WeightsError`)."""
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), framework='pt') as f:
+            return {k: {'dtype': f.get_slice(k).get_dtype(), 'shape': list(f.get_slice(k).get_shape())}
+                    for k in f.keys()}
+    except Exception as e:  # SafetensorError: bad header, truncated, trailing bytes
+        raise WeightsError(f'{path}: truncated or not a safetensors file ({e})') from None

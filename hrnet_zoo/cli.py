@@ -13,33 +13,30 @@ from typing import Callable, List, Optional, Sequence
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from .configs import HRNET_CONFIGS
-    from .weights import WeightsError, convert, convert_task
-    if args.arch in HRNET_CONFIGS:
-        out = convert(args.checkpoint, args.arch, args.out, tag=args.tag, num_classes=args.num_classes,
-                      repo_id=args.repo_id, force=args.force)
-    elif args.num_classes is not None:
-        raise WeightsError(f'--num-classes is for classifiers; {args.arch} has a fixed output count '
-                           '(its registered spec), which the checkpoint must match')
-    else:
-        out = convert_task(args.checkpoint, args.arch, args.out, tag=args.tag, repo_id=args.repo_id,
-                           force=args.force, model_args=dict(args.model_arg))
+    from .hub import convert
+    out = convert(args.checkpoint, args.arch, args.out, tag=args.tag, num_classes=args.num_classes,
+                  repo_id=args.repo_id, force=args.force, model_args=dict(args.model_arg))
     print(f'wrote {out}/ ({", ".join(sorted(p.name for p in out.iterdir()))})')
     return 0
 
 
 def _add_convert(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser('convert', help='official .pth checkpoint -> Hub-ready safetensors folder',
-                       description='Read an official checkpoint with torch.load(weights_only=True) (bare, or under '
-                                   '"state_dict"/"model", "module." prefix stripped), load it strictly into our '
-                                   'model and write OUT/ with model.safetensors, config.json (timm format) and '
-                                   'README.md (model card). Nothing is written if anything fails. --arch may also '
-                                   'be a task model of `hrnet_zoo.list_models()` (pose, landmarks, segmentation, '
-                                   'detection): the official checkpoint is mapped by its documented key map (or is '
-                                   'an engine last.pth / best.pth of python -m hrnet_zoo.tasks.<task> train), and '
-                                   'config.json is hrnet-zoo\'s, from which the model is rebuilt.')
+    from .hub import LAYOUT_NAMES
+    p = sub.add_parser('convert', help='a checkpoint of any known layout -> Hub-ready safetensors folder',
+                       description='Read a checkpoint with torch.load(weights_only=True) (bare, or under '
+                                   '"state_dict"/"model", "module." prefix stripped; the numeric numpy arrays of '
+                                   'mmpose 1.x "meta" allowed), detect its key layout '
+                                   f'({", ".join(LAYOUT_NAMES)}), load it strictly into our model and write OUT/ '
+                                   'with model.safetensors, config.json and README.md (model card). Nothing is '
+                                   'written if anything fails. --arch is any name of hrnet_zoo.list_models(): a '
+                                   'classifier (config.json in timm\'s format) or a task model (pose, landmarks, '
+                                   'segmentation, detection; config.json is hrnet-zoo\'s, from which the model is '
+                                   'rebuilt); without --arch, the model of the manifest record whose source '
+                                   'checkpoint has this file name. An engine last.pth / best.pth of python -m '
+                                   'hrnet_zoo.tasks.<task> train converts too.')
     p.add_argument('checkpoint', type=Path, help='.pth / .pth.tar / .safetensors checkpoint')
-    p.add_argument('--arch', required=True, help='architecture, e.g. hrnet_w32 or hrnet_w32_pose_coco_256x192')
+    p.add_argument('--arch', default=None, help='model name, e.g. hrnet_w32 or hrnet_w32_pose_coco_256x192 '
+                                                '(default: from the manifest record of this file name)')
     p.add_argument('--tag', default=None, help='pretrained tag, e.g. ms_in1k (names the weight arch.tag)')
     p.add_argument('--out', required=True, type=Path, help='output folder (created atomically)')
     p.add_argument('--num-classes', type=int, default=None, help='default: from the checkpoint classifier')
@@ -62,7 +59,7 @@ def _key_value(text: str):
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from .weights import verify
+    from .hub import verify
     report = verify(args.path, arch=args.arch, name=args.name)
     for note in report.notes:
         print(f'note: {note}')
@@ -85,7 +82,7 @@ def _add_verify(sub: argparse._SubParsersAction) -> None:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from .weights import WeightsError, publish, publish_plan, verify
+    from .hub import WeightsError, publish, publish_plan, verify
     report = verify(args.folder)
     if not report.ok:
         raise WeightsError(f'{args.folder} failed verification:\n  ' + '\n  '.join(report.problems))
@@ -119,19 +116,20 @@ def _add_publish(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_publish)
 
 
-def weights_table(markdown: bool = False, pretrained: bool = True, task: str = 'classification') -> str:
-    """The manifest's records of one task as a table (``markdown=True``: the README's "Weights"
-    table for the classifiers, its "Task weights" tables for the others)."""
-    from .weights import task_records
+def weights_table(markdown: bool = False, pretrained: bool = True, task: str = 'classification',
+                  layout: Optional[str] = None) -> str:
+    """The manifest's records of one task (and source layout) as a table (``markdown=True``: the
+    README's "Weights" table for the classifiers, its "Task weights" tables for the others)."""
+    from .hub import list_records
     from .configs import HRNET_CONFIGS
-    records = task_records(task)
+    records = list_records(task, layout)
     if task != 'classification':
         return _task_table(records, markdown)
     rows = [(r.name, f'{r.num_params / 1e6:.2f}', f'{r.gmacs:.2f}', _fmt(r.official_gflops), _fmt(r.top1),
              _fmt(r.metrics.get('top5')), _fmt(r.size and f'{r.size / 2**20:.1f} MiB'),
              (r.sha256 or '')[:12] or '-', r.hf_hub_id) for r in records]
     head = ('weight', 'params (M)', 'GMACs', 'official GFLOPs', 'top-1', 'top-5', 'size', 'sha256', 'Hub repo')
-    if not pretrained:
+    if not pretrained and layout is None:
         named = {r[0].split('.')[0] for r in rows}
         rows += [(a, '', '', '', '', '', '', '', '(no published weights)') for a in HRNET_CONFIGS if a not in named]
     return _render(head, rows, markdown, code_columns=(0, 8))
@@ -150,8 +148,8 @@ def _task_table(records, markdown: bool) -> str:
 
 def _metrics_cell(metrics) -> str:
     """The headline figures (pose: AP and AR of the ten COCO numbers) and how they were evaluated."""
-    from .weights import _metric_values
-    values = _metric_values(metrics)
+    from .hub.records import metric_values
+    values = metric_values(metrics)
     if 'AP' in metrics and 'AR' in metrics:
         values = [(k, v) for k, v in values if k in ('AP', 'AR')]
     return ', '.join(f'{k} {v}' for k, v in values) + (f' ({metrics["eval"]})' if metrics.get('eval') else '')
@@ -172,18 +170,24 @@ def _fmt(value) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from .weights import record_as_json, task_records
+    from .hub import list_records, record_as_json
     if args.json:
-        print(json.dumps([record_as_json(r) for r in task_records(args.task)], indent=2))
+        print(json.dumps([record_as_json(r) for r in list_records(args.task, args.source)], indent=2))
         return 0
-    others = sorted({r.task for r in task_records()} - {'classification'})
-    tasks = [args.task] if args.task else ['classification'] + others
-    tables = [weights_table(markdown=args.markdown, pretrained=args.pretrained, task=t) for t in tasks]
+    shown = {r.task for r in list_records(layout=args.source)} | ({'classification'} if args.source is None else set())
+    tasks = [args.task] if args.task else sorted(shown, key=lambda t: (t != 'classification', t))
+    if not tasks:
+        print(f'no records converted from the {args.source} layout')
+        return 0
+    tables = [weights_table(markdown=args.markdown, pretrained=args.pretrained, task=t, layout=args.source)
+              for t in tasks]
     print('\n\n'.join(tables if len(tables) == 1 else [f'{t}:\n{table}' for t, table in zip(tasks, tables)]))
     return 0
 
 
 def _add_list(sub: argparse._SubParsersAction) -> None:
+    from .hub import LAYOUT_NAMES
+    from .tasks.registry import TASKS
     p = sub.add_parser('list', help='variants and published weights (params, GMACs, top-1 / AP / mIoU / NME)',
                        description='Prints the weight manifest, one table per task: params, measured GMACs (at '
                                    'the input size), the official GFLOPs and metrics, file size and sha256 prefix.')
@@ -191,9 +195,9 @@ def _add_list(sub: argparse._SubParsersAction) -> None:
     p.add_argument('--markdown', action='store_true', help='markdown table (as in the README)')
     p.add_argument('--json', action='store_true', help='every record as JSON (name, task, hf_hub_id, sha256, size, '
                                                         'metrics, ...)')
-    from .tasks.registry import TASKS
-    p.add_argument('--task', choices=TASKS,
-                   default=None, help='only the records of one task')
+    p.add_argument('--task', choices=TASKS, default=None, help='only the records of one task')
+    p.add_argument('--source', choices=LAYOUT_NAMES, default=None,
+                   help="only the records converted from one source layout (the record's source.layout)")
     p.set_defaults(func=_list)
 
 
@@ -226,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``hrnet-zoo`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    from .weights import PretrainedWeightsUnavailable, WeightsError
+    from .hub import PretrainedWeightsUnavailable, WeightsError
     try:
         return args.func(args)
     except (WeightsError, PretrainedWeightsUnavailable, FileNotFoundError) as e:

@@ -96,7 +96,7 @@ def test_verify_flags_truncation_and_sha_mismatch(checkpoint, tmp_path, capsys, 
     _, ckpt = checkpoint
     out = tmp_path / 'good'
     assert run(capsys, 'convert', ckpt, '--arch', ARCH, '--tag', 'ms_in1k', '--out', out)[0] == 0
-    manifest = (Path(hrnet_zoo.weights.DEFAULT_MANIFEST).read_text()
+    manifest = (Path(hrnet_zoo.hub.DEFAULT_MANIFEST).read_text()
                 .replace('"sha256": null', f'"sha256": "{"0" * 64}"', 1))
     (tmp_path / 'manifest.json').write_text(manifest)
     monkeypatch.setenv('HRNET_ZOO_MANIFEST', str(tmp_path / 'manifest.json'))

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 import hrnet_zoo
-from hrnet_zoo import _timm, weights
+from hrnet_zoo import _timm, hub
 from hrnet_zoo.tasks import TASK_MODELS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +34,7 @@ def test_dependencies_and_one_documented_entry_per_variant(hubconf):
         assert entries[name].__doc__.startswith(TASK_MODELS[name].__doc__.strip()[:20]), name
     for arch in _timm.MODEL_NAMES:  # each explicit entry pins a weight that is in the manifest
         tag = inspect.getsource(entries[arch]).split(f"'{arch}.")[1].split("'")[0]
-        assert f'{arch}.{tag}' in weights.load_manifest(), arch
+        assert f'{arch}.{tag}' in hub.load_manifest(), arch
 
 
 def test_load_classifier_and_features_from_local_dir():
@@ -60,7 +60,7 @@ def test_generic_entry_takes_any_zoo_name_and_published_repos(hubconf, monkeypat
     assert hubconf.hrnet('tiny_task_for_test', n=3).out_features == 3
     ref = hrnet_zoo.create_model('hrnet_w18_small', num_classes=4)
     torch.save(ref.state_dict(), tmp_path / 'ckpt.pth')
-    folder = weights.convert(tmp_path / 'ckpt.pth', 'hrnet_w18_small', tmp_path / 'repo')
+    folder = hub.convert(tmp_path / 'ckpt.pth', 'hrnet_w18_small', tmp_path / 'repo')
     model = hubconf.hrnet(f'local-dir:{folder}', pretrained=True).eval()
     with torch.no_grad():
         torch.testing.assert_close(model(X), ref.eval()(X))
@@ -77,7 +77,7 @@ def test_task_model_entry_builds_the_registered_model():
 def test_generic_entry_loads_a_task_repo_folder(hubconf, tmp_path):
     ref = hrnet_zoo.create_model('hrnet_w18_face_aflw').eval()
     torch.save({'state_dict': {f'module.{k}': v for k, v in ref.state_dict().items()}}, tmp_path / 'engine.pth')
-    folder = weights.convert_task(tmp_path / 'engine.pth', 'hrnet_w18_face_aflw', tmp_path / 'repo')
+    folder = hub.convert(tmp_path / 'engine.pth', 'hrnet_w18_face_aflw', tmp_path / 'repo')
     model = hubconf.hrnet(f'local-dir:{folder}', pretrained=True).eval()
     assert model.pretrained_cfg['architecture'] == 'hrnet_w18_face_aflw'
     with torch.no_grad():

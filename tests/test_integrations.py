@@ -2,7 +2,7 @@
 ``feature_cls``), transformers (``TimmBackbone``, ``AutoBackbone``, ``TimmWrapperModel``,
 ``AutoModelForImageClassification`` on a converted folder), torch.hub on a converted folder,
 segmentation_models_pytorch's ``tu-`` encoders and torchvision's ``create_feature_extractor``.
-Nothing downloads: weights are random, folders are written by ``hrnet_zoo.weights.convert``."""
+Nothing downloads: weights are random, folders are written by ``hrnet_zoo.hub.convert``."""
 from __future__ import annotations
 
 import math
@@ -16,7 +16,7 @@ import timm
 import torch
 
 import hrnet_zoo
-from hrnet_zoo import weights as W
+from hrnet_zoo import hub as W
 from hrnet_zoo.classifier import HighResolutionNetFeatures
 
 from conftest import randomize_bn

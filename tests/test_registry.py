@@ -1,7 +1,7 @@
-"""Contract tests over the whole registry: every name of ``hrnet_zoo.list_models()`` (classifiers
-and task models) builds, gives outputs of the shape its spec promises, round-trips its weights
-strictly through a safetensors file, carries a complete ``pretrained_cfg``, has a hubconf entry,
-and keeps its outputs through ``hrnet_zoo.deploy``."""
+"""Contract tests over the whole model table: every name of ``hrnet_zoo.list_models()`` (classifiers
+and task models) has a spec, builds, gives outputs of the shape its spec promises, round-trips its
+weights strictly through a safetensors file, carries a complete ``pretrained_cfg``, has a hubconf
+entry, and keeps its outputs through ``hrnet_zoo.deploy``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +11,9 @@ import torch
 from safetensors.torch import save_file
 
 import hrnet_zoo
+from hrnet_zoo import _timm
 from hrnet_zoo.tasks import TASK_SPECS, get_model_spec
+from hrnet_zoo.tasks.registry import MODEL_BUILDERS, MODEL_SPECS, ModelSpec, TaskModelSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = hrnet_zoo.list_models()
@@ -21,7 +23,7 @@ REQUIRED_CFG = ('architecture', 'task', 'input_size', 'mean', 'std', 'license', 
 
 
 def _task(name: str) -> str:
-    return TASK_SPECS[name].task if name in TASK_SPECS else 'classification'
+    return get_model_spec(name).task
 
 
 def _kwargs(name: str) -> dict:
@@ -57,13 +59,18 @@ def test_registry_lists_every_task_and_filters():
     by_task = {t: hrnet_zoo.list_models(task=t) for t in hrnet_zoo.TASKS}
     assert sorted(n for names in by_task.values() for n in names) == sorted(NAMES)
     assert all(by_task.values()), {t: len(v) for t, v in by_task.items()}
-    assert set(by_task['classification']) == {n for n in NAMES if n not in TASK_SPECS}
-    for name in TASK_SPECS:
-        assert get_model_spec(name).name == name
+    assert set(by_task['classification']) == set(_timm.MODEL_NAMES)
+    for name in NAMES:  # one table: a spec and a builder for every name, classifiers too
+        spec = get_model_spec(name)
+        assert spec.name == name and isinstance(spec, ModelSpec) and name in MODEL_BUILDERS, name
+    for name in hrnet_zoo.list_models(pretrained=True):  # weight names too: hrnet_w32.ms_in1k -> hrnet_w32
+        assert get_model_spec(name).name == name.split('.')[0], name
+    assert get_model_spec('hrnet_w32').task == 'classification' and get_model_spec('hrnet_w32').trunk == 'hrnet_w32'
+    assert TaskModelSpec is ModelSpec and TASK_SPECS is MODEL_SPECS  # the old names: the same table
     with pytest.raises(ValueError, match='unknown task'):
         hrnet_zoo.list_models(task='depth')
     with pytest.raises(KeyError, match='list_models'):
-        get_model_spec('hrnet_w32')
+        get_model_spec('resnet50')
 
 
 @pytest.mark.parametrize('name', NAMES)
@@ -79,12 +86,13 @@ def test_model_contract(name, tmp_path, hubconf):
     h, w = TASK_INPUT[task]
     x = torch.rand(1, 3, h, w) if task == 'detection' else torch.randn(1, 3, h, w)
     out = _outputs(model, [x[0]] if task == 'detection' else x)
+    spec = get_model_spec(name)
+    n = cfg[spec.output_arg]
+    assert n == spec.num_outputs, name
+    assert task == 'detection' or tuple(cfg['input_size'][1:]) == tuple(spec.input_size), name  # detection: resized here
     if task == 'classification':
-        assert out.shape == (1, cfg['num_classes'])
+        assert out.shape == (1, n) and spec.trunk == name
     else:
-        spec = get_model_spec(name)
-        n = cfg[spec.output_arg]
-        assert n == spec.num_outputs
         if task in ('pose', 'landmarks'):
             assert out.shape == (1, n, -(-h // 4), -(-w // 4))
         elif task == 'segmentation':
@@ -116,3 +124,13 @@ def test_model_contract(name, tmp_path, hubconf):
         # random weights give outputs of any magnitude: compare relative to the output's scale
         err = (got.float() - want.float()).abs().max().item()
         assert err <= 1e-4 * want.abs().max().item() + 1e-5, f'{name}: deploy changed outputs by {err}'
+
+
+def test_the_table_does_not_import_the_hub():
+    """One direction only: the hub reads the table; the table reaches the hub through connect_hub."""
+    import ast
+    import hrnet_zoo.tasks.registry as registry
+    tree = ast.parse(Path(registry.__file__).read_text())
+    imported = {node.module or '' for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+    assert not [m for m in imported if 'hub' in m or 'weights' in m], imported

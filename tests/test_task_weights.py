@@ -23,7 +23,8 @@ import torch
 import yaml
 
 import hrnet_zoo
-from hrnet_zoo import weights as W
+from hrnet_zoo import hub as W
+from hrnet_zoo.checkpoint import read_state_dict
 from hrnet_zoo.cli import main, weights_table
 from hrnet_zoo.tasks.registry import TASK_SPECS, key_map_of
 from conftest import randomize_bn
@@ -114,7 +115,8 @@ def _bare_record(name):
             'official_gflops': None, 'input_size': [3, *spec.input_size], 'mean': list(spec.mean),
             'std': list(spec.std), 'interpolation': 'bilinear', 'crop_pct': 1.0,
             'metrics': {'dataset': spec.dataset, metric: 1.0, 'source': 'test'}, 'license': spec.license,
-            'source': {'repo': 'ours', 'checkpoint': 'last.pth'}, 'recipe': '', 'num_outputs': spec.num_outputs}
+            'source': {'repo': 'ours', 'checkpoint': 'last.pth'}, 'recipe': '', 'num_outputs': spec.num_outputs,
+            'codec': spec.codec}
 
 
 # ---------------------------------------------------------------- the round trip, per task
@@ -310,7 +312,7 @@ def test_pretrained_refuses_bad_files_names_what_to_do(published, tmp_path, monk
     (snap.parent.parent / 'refs').mkdir()
     (snap.parent.parent / 'refs' / 'main').write_text('a' * 40)
     model = hrnet_zoo.create_model(name, pretrained=True, cache_dir=cache)
-    published_weight = W.read_state_dict(folder / W.WEIGHTS_FILE)['final_layer.weight']
+    published_weight = read_state_dict(folder / W.WEIGHTS_FILE)['final_layer.weight']
     torch.testing.assert_close(model.final_layer.weight, published_weight)
     record = dict(W.record_as_json(W.get_weight(name)), sha256='f' * 64)
     (tmp_path / 'm.json').write_text(json.dumps({'weights': [record]}))
@@ -324,7 +326,7 @@ OFFICIAL_TASKS = ('pose', 'landmarks', 'segmentation')
 
 
 def test_every_official_task_checkpoint_has_one_record_agreeing_with_its_spec():
-    records = {r.name: r for r in W.task_records() if r.task != 'classification'}
+    records = {r.name: r for r in W.list_records() if r.task != 'classification'}
     official = {n for n, s in TASK_SPECS.items() if s.official is not None and s.task in OFFICIAL_TASKS}
     assert official <= set(records), sorted(official - set(records))
     assert {'hrnet_w32_pose_coco_256x192', 'hrnet_w48_pose_coco_384x288', 'hrnet_w18_face_wflw', 'hrnet_w18_face_cofw',
@@ -337,13 +339,14 @@ def test_every_official_task_checkpoint_has_one_record_agreeing_with_its_spec():
         assert r.sha256 is None and r.size is None, name  # no converted official file here: nothing invented
         assert dict(r.metrics) == json.loads(json.dumps(dict(spec.metrics))) and r.metrics['source'], name
         assert r.source == {'repo': spec.official.repo, 'checkpoint': spec.official.filename,
-                            'published_at': spec.official.published_at}, name
+                            'published_at': spec.official.published_at, 'layout': 'official'}, name
+        assert r.layout == 'official' and r.codec == spec.codec, name
         assert (ROOT / 'hrnet_zoo' / 'train' / 'recipes' / f'{r.recipe.split()[2]}.yaml').is_file(), r.recipe
         twin = records.get(name.replace('256x192', '384x288'))  # same model, larger input
         assert twin.num_params == r.num_params and twin.gmacs >= r.gmacs, name
     # measured, not copied: recount one record per task (on the meta device; each takes seconds)
     for name in ('hrnet_w32_pose_coco_384x288', 'hrnet_w18_face_cofw', 'hrnet_w48_seg_cityscapes'):
-        assert W.measure_task_model(name) == (records[name].num_params, records[name].gmacs), name
+        assert W.measure_model(name) == (records[name].num_params, records[name].gmacs), name
 
 
 def test_official_figures_in_the_records():

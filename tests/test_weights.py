@@ -1,4 +1,5 @@
-"""hrnet_zoo.weights: the manifest, conversion, verification and sha256-checked pretrained loading.
+"""hrnet_zoo.hub for classifiers: the manifest, conversion, verification and sha256-checked pretrained
+loading (the deprecated hrnet_zoo.weights names still work).
 Nothing here touches the network: a random model saved in the official layout stands in for an
 official checkpoint, a Hugging Face cache folder (HF_HUB_OFFLINE=1) stands in for the Hub."""
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 import yaml
 
 import hrnet_zoo
-from hrnet_zoo import weights as W
+from hrnet_zoo import hub as W
 from conftest import randomize_bn
 from hub_double import stock_timm_logits
 
@@ -57,7 +58,7 @@ def converted(tmp_path_factory):
 
 # ---------------------------------------------------------------- manifest
 def test_manifest_records_agree_with_timm():
-    records = {r.name: r for r in W.task_records('classification')}  # task records: test_task_weights.py
+    records = {r.name: r for r in W.list_records('classification')}  # task records: test_task_weights.py
     assert len(records) == 12
     for r in records.values():
         assert r.name in timm.list_pretrained(f'{r.arch}.*'), r.name
@@ -82,7 +83,7 @@ def shapes_only():
 
 def test_manifest_num_params_recomputed_for_every_record():
     counts = {}
-    for r in W.task_records('classification'):  # task records are recounted in test_task_weights.py
+    for r in W.list_records('classification'):  # task records are recounted in test_task_weights.py
         if r.arch not in counts:
             with shapes_only():
                 counts[r.arch] = W.count_params(hrnet_zoo.create_model(r.arch, num_classes=r.num_classes))
@@ -266,3 +267,31 @@ def test_verify_reports_sha_mismatch_and_architecture(converted, zoo_manifest, t
     assert len(problems) == 1 and 'sha256 mismatch for hrnet_w18_small.zoo_test' in problems[0]
     wrong = W.verify(folder / 'model.safetensors', arch='hrnet_w18_small_v2', name='x.y').problems
     assert any(p.startswith('model.safetensors: missing keys') for p in wrong)
+
+
+# ---------------------------------------------------------------- the deprecated module
+def test_deprecated_weights_module_names_still_work(converted, tmp_path):
+    """``hrnet_zoo.weights`` (the module before hrnet_zoo.hub) keeps the names users called, each
+    with a DeprecationWarning that names the new place."""
+    import hrnet_zoo.weights as old
+    model, out = converted
+    with pytest.warns(DeprecationWarning, match=r'hrnet_zoo.weights.convert is deprecated; use hrnet_zoo.hub.convert'):
+        assert old.convert is W.convert
+    with pytest.warns(DeprecationWarning):
+        assert old.load_manifest() == W.load_manifest() and old.WeightRecord is W.WeightRecord
+    with pytest.warns(DeprecationWarning):
+        assert old.verify(out).ok and old.get_weight('hrnet_w32.ms_in1k').top1 == 78.5
+    with pytest.warns(DeprecationWarning):
+        records = old.task_records('classification')
+    assert [r.name for r in records] == [r.name for r in W.list_records('classification')]
+    torch.save({'state_dict': {f'module.{k}': v for k, v in model.state_dict().items()}}, tmp_path / 'c.pth')
+    with pytest.warns(DeprecationWarning, match='convert_task'):
+        folder = old.convert_task(tmp_path / 'c.pth', ARCH, tmp_path / 'old', tag='ms_in1k')
+    assert W.verify(folder).ok
+    config = json.loads((folder / 'config.json').read_text())
+    with pytest.warns(DeprecationWarning):
+        card = old.model_card('hrnet_w18_small.ms_in1k', config, None, 'f' * 64)
+    assert card.startswith('---\nlibrary_name: timm') and 'f' * 64 in card
+    assert hrnet_zoo.weights is old  # the package attribute, as before
+    with pytest.raises(AttributeError):
+        old.no_such_name

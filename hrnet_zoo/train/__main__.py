@@ -201,7 +201,7 @@ def train(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def export(result: Dict[str, Any], arch: str, out: str, use_ema: bool = False, tag: Optional[str] = None) -> Path:
-    """Write the run's best (else last) checkpoint as a Hub folder with ``hrnet_zoo.weights.convert``."""
+    """Write the run's best (else last) checkpoint as a Hub folder with ``hrnet_zoo.hub.convert``."""
     from .export import export_checkpoint
     ckpt = result.get('best_checkpoint') or result.get('last_checkpoint')
     if ckpt is None:

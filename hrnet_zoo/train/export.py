@@ -1,5 +1,5 @@
 """Export a training checkpoint as a Hub folder (``model.safetensors`` + timm ``config.json`` +
-``README.md``) through the weights tooling (:func:`hrnet_zoo.weights.convert`), so a trained
+``README.md``) through the weights tooling (:func:`hrnet_zoo.hub.convert`), so a trained
 model is published the same way as a converted official one."""
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def export_checkpoint(checkpoint: os.PathLike, arch: str, out: os.PathLike, use_
     """Write ``out/`` from a trainer checkpoint (``last.pth`` / ``best.pth``): the model weights,
     or the EMA weights with ``use_ema``. ``arch`` is the classifier name (``'hrnet_w32'``)."""
     from safetensors.torch import save_file
-    from hrnet_zoo.weights import convert
+    from hrnet_zoo.hub import convert
     state = load_checkpoint(checkpoint)
     weights = state['ema'] if use_ema else state['model']
     if weights is None:

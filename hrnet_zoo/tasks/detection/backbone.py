@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from ...backbone import HRNet
-from ...checkpoint import (KeyMap, WeightsError, load_strict, load_trunk, read_state_dict,
-                           unwrap_state_dict)
+from ...checkpoint import WeightsError, load_strict, load_trunk, read_state_dict, unwrap_state_dict
 from ...configs import HRNetConfig
+from ...hub.layouts import get_layout
 from ...representations import HRNetV2p
 
 __all__ = ['HRNetV2pBackbone', 'MMDET_KEY_MAP', 'load_backbone_weights', 'convert_official_detection_state_dict']
@@ -57,18 +57,10 @@ class HRNetV2pBackbone(HRNet):
         return OrderedDict(zip(self.level_names, levels))
 
 
-# An official HRNet-Object-Detection / mmdetection checkpoint -> our detectors: the trunk stays
-# under ``backbone.``, the HRFPN neck moves under ``backbone.neck.``. HRNet-Object-Detection's own
-# HRFPN has our keys (``reduction_conv.0``, ``fpn_conv.k``); mmdetection's model-zoo HRFPN wraps
-# the same convs in ConvModules (v1: ``reduction_conv.conv``, ``fpn_conv.k``; v2/v3:
-# ``reduction_conv.conv``, ``fpn_convs.k.conv``). mmdetection's RPN / RoI heads have another layout
-# than torchvision's and are dropped (they start from scratch).
-MMDET_KEY_MAP = KeyMap(
-    strip=('module.',),
-    rename=(('neck.reduction_conv.conv.', 'backbone.neck.reduction_conv.0.'),)
-    + tuple((f'neck.fpn_convs.{k}.conv.', f'backbone.neck.fpn_conv.{k}.') for k in range(5))
-    + (('neck.', 'backbone.neck.'),),
-    keep=('backbone.',))
+# An official HRNet-Object-Detection / mmdetection checkpoint -> our detectors: the ``mmdet`` source
+# layout of the weight hub (trunk under ``backbone.``, the HRFPN neck moved under ``backbone.neck.``,
+# mmdetection's RPN / RoI heads dropped), whose key map is data in :mod:`hrnet_zoo.hub.layouts`.
+MMDET_KEY_MAP = get_layout('mmdet').key_map
 
 
 def convert_official_detection_state_dict(state: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
