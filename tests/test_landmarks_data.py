@@ -64,3 +64,25 @@ def test_crop_face_flip_is_the_mirrored_crop_with_left_right_swapped():
     b, pb = crop_face(image, pts, (30, 25), 0.2, 10.0, True, (32, 32), pairs)
     assert type(a) is torch.Tensor and a.shape == (3, 32, 32) and torch.equal(b, a.flip(-1))
     assert np.allclose(pb, flip_keypoints(pa, 32, pairs))
+
+
+@pytest.mark.parametrize('codec', ['face', 'face_continuous'])
+def test_face_codec_targets_decode_back(tmp_path, codec):
+    # the official targets sit on int(T(x)) (T: image -> 32-px heatmap); decode_preds adds 0.5 and
+    # casts (face: within half a heatmap px, 200 * scale * 1.25 / 32 image px, plus the cast's 0..1 px);
+    # face_continuous returns the bin centre, within half a heatmap px
+    from hrnet_zoo.tasks.codecs import face
+    csv_file, images = write_synthetic_faces(str(tmp_path), num_images=3, num_landmarks=19)
+    ds = FaceLandmarks(csv_file, images, dataset='aflw', input_size=(128, 128), codec=codec)
+    batch = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
+    pts, _ = decode_landmarks(batch['target'], batch['center'].numpy(), batch['scale'].numpy(), codec=codec)
+    px_per_heatmap = batch['scale'].numpy()[:, None, None] * 200 / 32
+    cast = 1.0 if codec == 'face' else 0.0
+    # landmarks whose target window starts inside the map (int(T(x)) >= 3 sigma = 4.5): nearer the
+    # border the official window arithmetic moves the Gaussian one pixel (tests/test_tasks_codecs.py)
+    hm = np.stack([face.heatmap_coordinates(batch['landmarks'][i].numpy(), batch['center'][i].numpy(),
+                                            float(batch['scale'][i]), (32, 32)) for i in range(len(ds))])
+    inside = (hm >= 4.5).all(-1)
+    assert inside.sum() > 30
+    err = np.abs(pts - batch['landmarks'].numpy()) - cast
+    assert (err[inside] <= (0.5 * px_per_heatmap + 1e-4).repeat(19, 1)[inside]).all()

@@ -56,5 +56,5 @@ def test_official_recipes(dataset, lr, sigma):
     assert (cfg.best_metric, cfg.best_mode) == ('nme', 'min')
     assert recipe.data['sigma'] == sigma and recipe.data['dataset'] == dataset
     assert recipe.augment == {'scale_factor': 0.25, 'rotation_factor': 30.0, 'rotation_prob': 0.6, 'flip_prob': 0.5}
-    assert recipe.eval == {'batch_size': 8, 'flip_test': False, 'decode': 'quarter'}
+    assert recipe.eval == {'batch_size': 8, 'flip_test': False, 'codec': None}  # the model's codec: face
     assert recipe.reproduces['nme'] == get_model_spec(f'hrnet_w18_face_{dataset}').metrics['nme']

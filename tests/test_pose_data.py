@@ -184,3 +184,26 @@ def test_detection_boxes_file_is_read_as_the_official_loader(synth, tmp_path):
         COCOKeypoints(*synth, boxes=str(path), train=True)
     with pytest.raises(FileNotFoundError, match='nope.json'):
         read_detections(str(tmp_path / 'nope.json'))
+
+
+def test_msra_dataset_sanitizes_boxes_and_its_targets_decode_back(synth, tmp_path):
+    from hrnet_zoo.tasks.codecs import get_codec
+    data = json.loads(open(synth[0]).read())
+    data['annotations'][0]['bbox'] = [-20.0, -20.0, 60.0, 60.0]
+    ann = write(tmp_path, data)
+    udp, msra = COCOKeypoints(ann, synth[1], input_size=(64, 48)), COCOKeypoints(ann, synth[1], input_size=(64, 48),
+                                                                                   codec='msra')
+    # official sanitizing keeps x1 = 0 and sets x2 = 0 + 60 - 1 = 59: centre (29.5, 29.5); udp clips to
+    # [0, 40] x [0, 40]: centre (20, 20)
+    assert np.allclose(msra.samples[0]['center'], [29.5, 29.5]) and np.allclose(udp.samples[0]['center'], [20, 20])
+    assert udp.codec is None and udp.with_codec('msra').samples[0]['center'].tolist() == [29.5, 29.5]
+    # the crop keypoints are where the msra matrix says, and the targets (int(x / 4 + 0.5)) decode
+    # through msra within the quarter step + rounding: 0.5 heatmap px = 2 crop px
+    s = msra.samples[1]
+    item = msra[1]
+    m = get_codec('msra').crop_matrix(s['center'], s['scale'], 0.0, (64, 48))
+    vis = s['keypoints'][:, 2] > 0
+    assert np.allclose(item['keypoints'][vis, :2].numpy(), apply_affine(s['keypoints'][vis, :2], m), atol=1e-4)
+    pts, _ = get_codec('msra').decode(item['target'][None], s['center'][None], s['scale'][None])
+    err = np.abs(apply_affine(pts[0][vis], m) - item['keypoints'][vis, :2].numpy())
+    assert err.max() <= 2.0 + 1e-4

@@ -1,17 +1,25 @@
 """Geometry of top-down keypoint estimation: person box -> centre/scale, the affine crop (with
-scale / rotation augmentation), horizontal flips with flip pairs, and back-projection.
+scale / rotation augmentation), horizontal flips with flip pairs, and back-projection. These are
+the pieces the heatmap codecs (:mod:`hrnet_zoo.tasks.codecs`) put together; a codec chooses the
+pixel convention of the crop.
 
-Coordinate convention (used by every function here, by the targets and by the decoders):
-pixel ``i`` of an image, crop or heatmap has its centre at coordinate ``i`` (COCO keypoints are
-used as such). A crop of ``scale * pixel_std`` image pixels around ``center`` maps that extent onto
-the output's full extent ``[-0.5, size - 0.5]``. With this convention
+Pixel ``i`` of an image, crop or heatmap has its centre at coordinate ``i`` (COCO keypoints are
+used as such; ``cv2.warpAffine`` samples the same way). A crop of ``scale * pixel_std`` image
+pixels around ``center`` is mapped onto an output ``W`` pixels wide, the centre landing on
 
-- image -> heatmap is the same affine map as image -> crop, built for the heatmap's size, and
-- flipping a crop (``x -> W - 1 - x``) corresponds exactly to flipping its heatmap array
-  (``u -> W/stride - 1 - u``), so flip-test averaging needs no one-pixel shift.
+- ``'msra'`` (the official deep-high-resolution-net.pytorch ``get_affine_transform``): ``(W/2,
+  H/2)``; a crop 192 wide puts the box centre on x = 96. Image -> heatmap is the same map built for
+  the heatmap size (``transform_preds``), so heatmap ``u`` is crop ``4u``, and flipping a crop does
+  not map its heatmap array onto itself: the official flip test shifts the flipped-back heatmaps
+  by one pixel (``SHIFT_HEATMAP``).
+- ``'udp'`` (unbiased data processing, Huang et al., "The Devil is in the Details", CVPR 2020):
+  ``((W-1)/2, (H-1)/2)``, the output's full extent ``[-0.5, W - 0.5]``; crop x = 95.5 for 192.
+  Heatmap ``u`` is crop ``4u + 1.5`` and flipping a crop (``x -> W - 1 - x``) flips its heatmap
+  array exactly (``u -> W/4 - 1 - u``): the flip test needs no shift. The default of every function
+  here (the convention of hrnet_zoo before codecs existed).
 
-``scale`` is in units of ``pixel_std`` = 200 px, as in the official deep-high-resolution-net code
-(``lib/dataset/coco.py``: box -> centre/scale, aspect ratio of the input, 1.25 padding).
+``scale`` is in units of ``pixel_std`` = 200 px, as in the official code (``lib/dataset/coco.py``:
+box -> centre/scale, aspect ratio of the input, 1.25 padding).
 """
 from __future__ import annotations
 
@@ -27,16 +35,21 @@ from torchvision.transforms.v2 import functional as TF
 
 PIXEL_STD = 200.0
 BOX_PADDING = 1.25
+# the box centre lands on ((W - d) / 2, (H - d) / 2) of a W x H crop, d by convention (see above)
+CROP_CONVENTIONS = {'msra': 0.0, 'udp': 1.0}
+
 
 def box_to_center_scale(box: Sequence[float], aspect_ratio: float, padding: float = BOX_PADDING,
-                        pixel_std: float = PIXEL_STD) -> Tuple[np.ndarray, np.ndarray]:
+                        pixel_std: float = PIXEL_STD, allow_line: bool = False) -> Tuple[np.ndarray, np.ndarray]:
     """COCO box ``[x, y, w, h]`` -> (centre (2,), scale (2,) in ``pixel_std`` units).
 
-    The box is grown to ``aspect_ratio = width / height`` of the network input (0.75 for 256x192)
-    about its centre, then padded by ``padding`` (1.25), as the official pose code does.
+    The centre is ``(x + w/2, y + h/2)``; the box is grown to ``aspect_ratio = width / height`` of
+    the network input (0.75 for 256x192) about it, then padded by ``padding`` (1.25), as the
+    official ``COCODataset._xywh2cs``. ``allow_line``: a box of zero width or height (one the
+    official cleaning :func:`sanitize_box` keeps) grows from its other side, as the official code.
     """
     x, y, w, h = (float(v) for v in box[:4])
-    if w <= 0 or h <= 0:
+    if w < 0 or h < 0 or (w == 0 and h == 0) or (not allow_line and (w == 0 or h == 0)):
         raise ValueError(f'box {list(box)} has no area; expected [x, y, w, h] with w, h > 0')
     center = np.array([x + 0.5 * w, y + 0.5 * h], dtype=np.float32)
     if w > aspect_ratio * h:
@@ -61,14 +74,33 @@ def clip_box(box: Sequence[float], width: int, height: int):
     return [x1, y1, x2 - x1, y2 - y1]
 
 
+def sanitize_box(box: Sequence[float], width: int, height: int, area: float = 1.0):
+    """The official ground-truth box cleaning (deep-high-resolution-net.pytorch
+    ``COCODataset._load_coco_keypoint_annotation_kernal``, "sanitize bboxes"): ``x1 = max(0, x)``,
+    ``x2 = min(W - 1, x1 + max(0, w - 1))`` (likewise y), kept when the annotation's ``area > 0``
+    and ``x2 >= x1``, ``y2 >= y1``. E.g. ``[10, 20, 80, 100]`` in a 640x480 image ->
+    ``[10, 20, 79, 99]``. Returns ``[x1, y1, x2 - x1, y2 - y1]`` or ``None``."""
+    x, y, w, h = (float(v) for v in box[:4])
+    x1, y1 = max(0.0, x), max(0.0, y)
+    x2, y2 = min(width - 1.0, x1 + max(0.0, w - 1)), min(height - 1.0, y1 + max(0.0, h - 1))
+    if not (area > 0 and x2 >= x1 and y2 >= y1):
+        return None
+    return [x1, y1, x2 - x1, y2 - y1]
+
+
 def affine_matrix(center, scale, rot: float, output_size: Tuple[int, int],
-                  pixel_std: float = PIXEL_STD, inverse: bool = False) -> np.ndarray:
+                  pixel_std: float = PIXEL_STD, inverse: bool = False, convention: str = 'udp') -> np.ndarray:
     """The 2x3 matrix taking image coordinates to crop coordinates (``inverse``: crop -> image).
 
     ``output_size`` is ``(height, width)``. The crop is ``scale[0] * pixel_std`` image pixels wide
     (the height follows from the output's aspect ratio) around ``center``, rotated by ``rot``
-    degrees (positive: the crop's content turns counter-clockwise on screen).
+    degrees (positive: the crop's content turns counter-clockwise on screen, as the official
+    ``get_affine_transform``), the centre landing on ``(W/2, H/2)`` (``convention='msra'``: the
+    official three-point ``cv2.getAffineTransform``, same matrix) or ``((W-1)/2, (H-1)/2)``
+    (``'udp'``). Built for the heatmap size it is the official ``transform_preds`` map (msra).
     """
+    if convention not in CROP_CONVENTIONS:
+        raise ValueError(f'unknown crop convention {convention!r}; choose one of {sorted(CROP_CONVENTIONS)}')
     out_h, out_w = output_size
     scale = np.broadcast_to(np.asarray(scale, dtype=np.float64), (2,))
     s = out_w / (scale[0] * pixel_std)
@@ -76,7 +108,7 @@ def affine_matrix(center, scale, rot: float, output_size: Tuple[int, int],
     cos, sin = math.cos(a), math.sin(a)
     lin = s * np.array([[cos, sin], [-sin, cos]])
     c = np.asarray(center, dtype=np.float64)
-    c_out = np.array([(out_w - 1) / 2.0, (out_h - 1) / 2.0])
+    c_out = (np.array([out_w, out_h], dtype=np.float64) - CROP_CONVENTIONS[convention]) / 2.0
     m = np.concatenate([lin, (c_out - lin @ c)[:, None]], axis=1)
     if inverse:
         inv = np.linalg.inv(lin)
@@ -109,8 +141,9 @@ def warp_image(image: torch.Tensor, matrix: np.ndarray, output_size: Tuple[int, 
     return F.grid_sample(image[None], grid, mode='bilinear', padding_mode='zeros', align_corners=False)[0]
 
 
-def flip_keypoints(keypoints: np.ndarray, width: int, flip_pairs: Sequence[Tuple[int, int]]) -> np.ndarray:
-    """Mirror keypoints (K, >=2) of an image/crop ``width`` px wide and swap the left/right pairs."""
+def flip_keypoints(keypoints: np.ndarray, width: float, flip_pairs: Sequence[Tuple[int, int]]) -> np.ndarray:
+    """Mirror keypoints (K, >=2) of an image/crop ``width`` px wide (``x -> width - 1 - x``, the
+    official pose ``fliplr_joints``) and swap the left/right pairs."""
     out = np.array(keypoints, dtype=np.float64, copy=True)
     out[:, 0] = width - 1 - out[:, 0]
     for a, b in flip_pairs:
@@ -138,9 +171,11 @@ def normalize(image: torch.Tensor) -> torch.Tensor:
 
 
 def crop_box(image: torch.Tensor, box: Sequence[float], output_size: Tuple[int, int],
-             padding: float = BOX_PADDING) -> Tuple[torch.Tensor, np.ndarray, np.ndarray]:
+             padding: float = BOX_PADDING, convention: str = 'udp') -> Tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """The top-down crop of ``box`` [x, y, w, h] from ``image`` (C, H, W float): the box grown to
     the output's aspect ratio and padded (:func:`box_to_center_scale`), warped to ``output_size``
-    (H, W). Returns ``(crop, center, scale)``."""
+    (H, W) under the crop ``convention``. Returns ``(crop, center, scale)``; a codec's
+    :meth:`~hrnet_zoo.tasks.codecs.HeatmapCodec.crop_box` does the same under its convention."""
     center, scale = box_to_center_scale(box, output_size[1] / output_size[0], padding)
-    return warp_image(image, affine_matrix(center, scale, 0.0, output_size), output_size), center, scale
+    matrix = affine_matrix(center, scale, 0.0, output_size, convention=convention)
+    return warp_image(image, matrix, output_size), center, scale

@@ -25,8 +25,9 @@ from PIL import Image
 from ...train.engine import fit_summary
 from ...train.recipes import Recipe
 from .. import cli
+from ..codecs import CODECS, set_codec
 from ..drawing import draw_keypoints, save_png
-from ..heatmap import DECODE_METHODS
+from ..heatmap import REFINEMENTS
 from ..registry import get_model_spec
 from ..topdown import load_image
 from .data import FaceLandmarks
@@ -36,8 +37,13 @@ from .training import fit_landmarks
 DEFAULT_MODEL, DEFAULT_RECIPE = 'hrnet_w18_face_wflw', 'landmarks_wflw'
 
 
-def _model(args: argparse.Namespace, **kwargs: Any):
-    return cli.build_model(args, **({'arch': args.arch} if args.arch else {}), **kwargs)
+def _model(args: argparse.Namespace, recipe: Recipe, **kwargs: Any):
+    """``--model`` with its checkpoint; its codec: ``--codec``, else the recipe's ``eval.codec``,
+    else the one the checkpoint records (an engine checkpoint from before codecs: ``udp``), else
+    the spec's (``face``)."""
+    model = cli.build_model(args, **({'arch': args.arch} if args.arch else {}), **kwargs)  # + the checkpoint's codec
+    codec = args.codec or recipe.eval.get('codec')
+    return set_codec(model, codec) if codec else model
 
 
 def _dataset(args: argparse.Namespace, recipe: Recipe, csv_file: Optional[str], train: bool, model) -> FaceLandmarks:
@@ -50,12 +56,17 @@ def _dataset(args: argparse.Namespace, recipe: Recipe, csv_file: Optional[str], 
                          input_size=model.input_size, train=train, sigma=sigma, **augment)
 
 
-def _decode(args: argparse.Namespace, recipe: Recipe) -> str:
-    return args.decode or recipe.eval.get('decode', 'quarter')
+def _decode(args: argparse.Namespace, recipe: Recipe) -> Optional[str]:
+    """``--decode`` (the codec's refinement replaced), else a recipe's ``eval.decode`` (deprecated)."""
+    method = args.decode or recipe.eval.get('decode')
+    if method and not args.decode:
+        print(f"note: recipe eval.decode={method!r} replaces the codec's refinement; recipes now name "
+              "eval.codec (null: the model's) instead", file=sys.stderr)
+    return method
 
 
 def cmd_train(args: argparse.Namespace, recipe: Recipe) -> dict:
-    model = _model(args, weights_backbone=args.weights_backbone)
+    model = _model(args, recipe, weights_backbone=args.weights_backbone)
     if args.milestones:  # the flag before the recipes (hidden; --set train.milestones=[30,50])
         recipe = recipe.with_overrides([f'train.milestones={list(args.milestones)}'])
     train_set = _dataset(args, recipe, args.train_csv or recipe.data['train_csv'], True, model)
@@ -71,7 +82,7 @@ def cmd_train(args: argparse.Namespace, recipe: Recipe) -> dict:
 
 
 def cmd_eval(args: argparse.Namespace, recipe: Recipe) -> dict:
-    model = _model(args).to(cli.device_of(args))
+    model = _model(args, recipe).to(cli.device_of(args))
     dataset = _dataset(args, recipe, args.val_csv or recipe.data['val_csv'], False, model)
     return cli.print_json(evaluate_landmarks(model, dataset, cli.batch_size(args, recipe), cli.flip_test(args, recipe),
                                              _decode(args, recipe), args.workers))
@@ -80,7 +91,7 @@ def cmd_eval(args: argparse.Namespace, recipe: Recipe) -> dict:
 def cmd_predict(args: argparse.Namespace, recipe: Recipe):
     """Draw the landmarks of the face in ``--box`` (default: the whole image) of each ``--image``:
     ``--out`` is the PNG for one image, a folder for several (default ``landmarks.png`` / ``landmarks/``)."""
-    model = _model(args).to(cli.device_of(args)).eval()
+    model = _model(args, recipe).to(cli.device_of(args)).eval()
     single = len(args.image) == 1
     written, results = [], []
     for path in args.image:
@@ -99,7 +110,11 @@ def cmd_predict(args: argparse.Namespace, recipe: Recipe):
 def add_arguments(group: argparse._ArgumentGroup, command: str) -> None:
     group.add_argument('--arch', default=None, help='another trunk for the model (default: the spec\'s hrnet_w18)')
     group.add_argument('--images', default=None, help="folder the CSV image names are relative to (default: the recipe's)")
-    group.add_argument('--decode', default=None, choices=DECODE_METHODS, help="heatmap decoding (default: the recipe's)")
+    group.add_argument('--codec', default=None, choices=sorted(CODECS),
+                       help="heatmap codec of crops, targets and decoding (default: the model's, face for the "
+                            'official weights; see docs/landmarks.md)')
+    group.add_argument('--decode', default=None, choices=REFINEMENTS,
+                       help="replace the codec's refinement (default: the codec's)")
     if command in ('train', 'eval'):
         group.add_argument('--sigma', type=float, default=None, help="target Gaussian sigma (default: the recipe's)")
         group.add_argument('--val-csv', default=None, help="official-format landmark CSV (default: the recipe's)")

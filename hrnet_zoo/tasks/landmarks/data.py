@@ -2,15 +2,18 @@
 files (``face_landmarks_wflw_test.csv``, ...): a header row, then per face
 ``image_name, scale, center_w, center_h, x1, y1, ..., xL, yL``; AFLW files have a ``box_size``
 column after ``scale``. ``scale`` is the face size in units of 200 px; the crop is padded by 1.25
-(official). Training samples get random scale (+-25%), rotation (+-30 degrees, probability 0.6)
-and flip (with the set's flip pairs), as in the official configs (the ``augment`` section of the
-``landmarks_*`` recipes).
+(official). Crops and targets follow the heatmap codec (:mod:`hrnet_zoo.tasks.codecs`; ``'face'``:
+the official crop and ``transform_pixel`` targets); unset, the dataset follows the model it is
+evaluated or trained with, and ``'udp'`` when read on its own. Training samples get random scale
+(+-25%), rotation (+-30 degrees, probability 0.6) and flip of the image (with the set's flip
+pairs), as in the official configs (the ``augment`` section of the ``landmarks_*`` recipes).
 """
 from __future__ import annotations
 
+import copy
 import csv
 import os
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -18,8 +21,8 @@ import torchvision.transforms.v2.functional as TF
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
-from ..heatmap import gaussian_heatmaps
-from ..topdown import affine_matrix, apply_affine, check_flip_pairs, load_image, normalize, warp_image
+from ..codecs import HeatmapCodec, get_codec
+from ..topdown import apply_affine, check_flip_pairs, load_image, normalize
 from .specs import FACE_DATASETS, FaceDatasetSpec
 
 __all__ = ['FACE_PADDING', 'FaceLandmarks', 'crop_face', 'read_landmark_csv']
@@ -51,13 +54,15 @@ def read_landmark_csv(path: str, num_landmarks: int):
 
 def crop_face(image: torch.Tensor, points: np.ndarray, center, scale: float, rotation: float = 0.0,
               flip: bool = False, output_size: Tuple[int, int] = (256, 256),
-              flip_pairs: Sequence[Tuple[int, int]] = ()) -> Tuple[torch.Tensor, np.ndarray]:
-    """The face crop (3, H, W) and its landmarks (L, 2) in crop pixels. The centre/scale/rotation
-    crop is :func:`~hrnet_zoo.tasks.topdown.warp_image` (hand-written: torchvision's v2 affine keeps
-    the canvas size and turns about its centre, so it cannot give this crop); the flip is
-    torchvision's (image and ``KeyPoints``, ``x -> W - 1 - x``) followed by the left/right swap."""
-    m = affine_matrix(center, scale, rotation, output_size)
-    crop = tv_tensors.Image(warp_image(image, m, output_size))
+              flip_pairs: Sequence[Tuple[int, int]] = (),
+              codec: Union[str, HeatmapCodec] = 'udp') -> Tuple[torch.Tensor, np.ndarray]:
+    """The face crop (3, H, W) of ``codec`` (default ``'udp'``) and its landmarks (L, 2) in crop
+    pixels, then optionally the crop mirrored: torchvision's flip (image and ``KeyPoints``, ``x ->
+    W - 1 - x``) followed by the left/right swap. (:class:`FaceLandmarks` mirrors the image before
+    cropping instead, as the official code.)"""
+    codec = get_codec(codec)
+    m = codec.crop_matrix(center, scale, rotation, output_size, image_size=tuple(image.shape[-2:]))
+    crop = tv_tensors.Image(codec.crop_image(image, center, scale, rotation, output_size))
     pts = tv_tensors.KeyPoints(torch.from_numpy(apply_affine(points, m)), canvas_size=tuple(output_size))
     if flip:
         crop, pts = TF.horizontal_flip(crop), TF.horizontal_flip(pts)
@@ -76,7 +81,8 @@ class FaceLandmarks(Dataset):
     def __init__(self, csv_file: str, image_root: str, dataset: str = 'wflw',
                  input_size: Tuple[int, int] = (256, 256), train: bool = False, sigma: float = 1.5,
                  stride: int = 4, scale_factor: float = 0.25, rotation_factor: float = 30.0,
-                 rotation_prob: float = 0.6, flip_prob: float = 0.5, spec: Optional[FaceDatasetSpec] = None):
+                 rotation_prob: float = 0.6, flip_prob: float = 0.5, spec: Optional[FaceDatasetSpec] = None,
+                 codec: Union[None, str, HeatmapCodec] = None):
         if spec is None:
             if dataset not in FACE_DATASETS:
                 raise ValueError(f'unknown face dataset {dataset!r}; choose one of {sorted(FACE_DATASETS)} '
@@ -91,6 +97,18 @@ class FaceLandmarks(Dataset):
         self.scale_factor, self.rotation_factor = scale_factor, rotation_factor
         self.rotation_prob, self.flip_prob = rotation_prob, flip_prob
         self.samples = read_landmark_csv(csv_file, spec.num_landmarks)
+        self.codec = None if codec is None else get_codec(codec)
+
+    @property
+    def active_codec(self) -> HeatmapCodec:
+        """The codec items are made with: ``codec``, else ``'udp'``."""
+        return self.codec or get_codec('udp')
+
+    def with_codec(self, codec: Union[str, HeatmapCodec]) -> 'FaceLandmarks':
+        """This dataset under another codec (a shallow copy)."""
+        new = copy.copy(self)
+        new.codec = get_codec(codec)
+        return new
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -104,11 +122,12 @@ class FaceLandmarks(Dataset):
             if torch.rand(()).item() < self.rotation_prob:
                 rot = self.rotation_factor * (2 * torch.rand(()).item() - 1)
             flip = torch.rand(()).item() < self.flip_prob
-        crop, pts = crop_face(image, s['points'], center, scale, rot, flip, self.input_size, self.flip_pairs)
-        stride_y = self.input_size[0] / self.heatmap_size[0]
-        stride_x = self.input_size[1] / self.heatmap_size[1]
-        hm = np.stack([(pts[:, 0] + 0.5) / stride_x - 0.5, (pts[:, 1] + 0.5) / stride_y - 0.5], axis=1)
-        target, weight = gaussian_heatmaps(hm, np.ones(len(pts)), self.heatmap_size, self.sigma)
+        codec, pts = self.active_codec, s['points']
+        if flip:  # the official code mirrors the image, the landmarks and the centre, then crops
+            image, pts, center = codec.flip_image(image, pts, center, self.flip_pairs)
+        crop = codec.crop_image(image, center, scale, rot, self.input_size)
+        target, weight = codec.encode(pts, np.ones(len(pts)), center, scale, rot, self.input_size,
+                                      self.heatmap_size, self.sigma)
         return {
             'image': normalize(crop),
             'target': torch.from_numpy(target), 'target_weight': torch.from_numpy(weight),

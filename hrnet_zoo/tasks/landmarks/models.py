@@ -20,6 +20,7 @@ from torch import nn
 from ...backbone import HRNet
 from ...configs import HRNET_CONFIGS, HRNetConfig, get_config
 from ...representations import HRNetV2
+from ..codecs import DEFAULT_CODEC
 
 __all__ = ['FACE_BN_MOMENTUM', 'FaceHRNet']
 
@@ -39,7 +40,7 @@ class FaceHRNet(HRNet):
             few hundred steps use 0.1, or the BatchNorm running statistics lag far behind the weights.
         align_corners: of the bilinear fusions and of the V2 upsampling (official: False).
         pretrained_cfg: the timm-style config (the named builders pass their spec's); without one
-            the model gets a config describing what was built.
+            the model gets a config describing what was built (heatmap codec ``'udp'``).
     """
 
     def __init__(self, cfg: Union[str, HRNetConfig], num_landmarks: int = 98, in_chans: int = 3,
@@ -67,7 +68,7 @@ class FaceHRNet(HRNet):
             'input_size': (in_chans, *self.input_size), 'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
             'num_landmarks': num_landmarks, 'num_outputs': num_landmarks,
             'flip_pairs': [list(p) for p in self.flip_pairs], 'align_corners': align_corners,
-            'bn_momentum': bn_momentum, 'first_conv': 'conv1'}
+            'bn_momentum': bn_momentum, 'first_conv': 'conv1', 'codec': DEFAULT_CODEC}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.final_layer(self.representation(super().forward(x)))

@@ -7,8 +7,12 @@ the official HRNet-Facial-Landmark-Detection code (``lib/utils/transforms.py`` M
 
 :data:`SPECS`: ``hrnet_w18_face_<dataset>``, 256x256 crops, with the official checkpoint
 (``HR18-<DATASET>.pth``), its key map :data:`OFFICIAL_KEY_MAP` and the official NME (in %, from the
-repository's README). ``arch=`` builds the same head on another trunk (then
-``pretrained_cfg['trunk']`` names it and the official figures no longer apply).
+repository's README) and the heatmap codec of the official weights, ``'face'``
+(:mod:`hrnet_zoo.tasks.codecs`: the official crop, targets and ``decode_preds`` as published).
+``arch=`` builds the same head on another trunk (then ``pretrained_cfg['trunk']`` names it and the
+official figures no longer apply), ``codec=`` another codec. A :class:`FaceHRNet` built without a
+spec (``build_face_model(num_landmarks=...)``) decodes under ``'udp'``, the convention of every
+landmark model trained here before codecs existed.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
 from ...checkpoint import KeyMap, load_trunk, load_weights
+from ..codecs import get_codec, set_codec
 from ..registry import OfficialCheckpoint, TaskModelSpec, register_specs, spec_overrides
 from .models import FACE_BN_MOMENTUM, FaceHRNet
 
@@ -89,7 +94,7 @@ def _face_spec(dataset: str) -> TaskModelSpec:
         input_size=(256, 256), dataset=dataset, flip_pairs=data.flip_pairs,
         official=OfficialCheckpoint(f'HR18-{label}.pth', OFFICIAL_REPO, link, OFFICIAL_KEY_MAP),
         metrics={'dataset': label, 'split': split, **figures, 'source': _SOURCE},
-        options={'align_corners': False, 'bn_momentum': FACE_BN_MOMENTUM},
+        options={'align_corners': False, 'bn_momentum': FACE_BN_MOMENTUM}, codec='face',
         description=f'HRNetV2-W18, {data.num_landmarks} {label} landmarks, 256x256 face crops')
 
 
@@ -99,10 +104,12 @@ SPECS: Tuple[TaskModelSpec, ...] = tuple(_face_spec(d) for d in ('wflw', '300w',
 def build(spec: TaskModelSpec, arch: Optional[str] = None, weights_backbone: Any = None, **kwargs: Any) -> FaceHRNet:
     """The model of ``spec``; ``arch`` another trunk, ``num_landmarks`` / ``flip_pairs`` /
     ``input_size`` / ``bn_momentum`` / ``align_corners`` / ``in_chans`` override the spec (and its
-    ``pretrained_cfg`` says so); ``weights_backbone`` (``'imagenet'``, a classifier checkpoint or
-    state_dict) initialises the trunk (:func:`hrnet_zoo.checkpoint.load_trunk`)."""
-    changes = spec_overrides(spec, kwargs, 'num_landmarks', 'flip_pairs', 'input_size')
-    for unset in ('num_landmarks', 'flip_pairs', 'input_size'):
+    ``pretrained_cfg`` says so), as does ``codec``; ``weights_backbone`` (``'imagenet'``, a
+    classifier checkpoint or state_dict) initialises the trunk (:func:`hrnet_zoo.checkpoint.load_trunk`)."""
+    if kwargs.get('codec') is not None:
+        kwargs['codec'] = get_codec(kwargs['codec']).name
+    changes = spec_overrides(spec, kwargs, 'num_landmarks', 'flip_pairs', 'input_size', 'codec')
+    for unset in ('num_landmarks', 'flip_pairs', 'input_size', 'codec'):
         kwargs.pop(unset, None)
     num = changes.get('num_landmarks', spec.num_outputs)
     if num != spec.num_outputs:  # the spec's flip pairs and dataset belong to its landmark set
@@ -130,14 +137,18 @@ def build_face_model(num_landmarks: int = 98, arch: str = 'hrnet_w18', dataset: 
                      checkpoint_path: Optional[str] = None, weights_backbone: Any = None, **kwargs: Any) -> FaceHRNet:
     """HRNetV2 landmark model on trunk ``arch``: the registered model of ``dataset`` ('wflw', '300w',
     'aflw', 'cofw': its landmark count and flip pairs), or a :class:`FaceHRNet` of ``num_landmarks``
-    heatmaps (no flip pairs unless given) described by its own ``pretrained_cfg``.
-    ``checkpoint_path``: an official ``HR18-*.pth``, an engine checkpoint or a safetensors file."""
+    heatmaps (no flip pairs unless given) described by its own ``pretrained_cfg`` (codec ``'udp'``
+    unless ``codec=``). ``checkpoint_path``: an official ``HR18-*.pth``, an engine checkpoint or a
+    safetensors file."""
     if dataset is not None:
         if dataset not in _BY_DATASET:
             raise ValueError(f'unknown face dataset {dataset!r}; choose one of {sorted(_BY_DATASET)}')
         return BUILDERS[_BY_DATASET[dataset].name](checkpoint_path=checkpoint_path, arch=arch,
                                                    weights_backbone=weights_backbone, **kwargs)
+    codec = kwargs.pop('codec', None)
     model = FaceHRNet(arch, num_landmarks=num_landmarks, **kwargs)
+    if codec is not None:
+        set_codec(model, codec)
     if weights_backbone is not None:
         load_trunk(model, weights_backbone)
     if checkpoint_path:

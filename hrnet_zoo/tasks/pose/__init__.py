@@ -3,8 +3,9 @@
 ``specs`` the model table, ``models`` the network, ``data`` the COCO dataset and the official
 augmentation, ``metrics`` COCO OKS AP, ``nms`` OKS-NMS, ``evaluate`` AP on ground-truth or
 detection boxes and :func:`predict` (every person of an image), ``training`` the engine's loss /
-eval functions; ``python -m hrnet_zoo.tasks.pose train|eval|predict``. The heatmap codec and the
-crop geometry are shared with landmarks (:mod:`hrnet_zoo.tasks.heatmap`, :mod:`~hrnet_zoo.tasks.topdown`).
+eval functions; ``python -m hrnet_zoo.tasks.pose train|eval|predict``. Crops, targets, flip test
+and decoding follow the heatmap codec each model names (``pretrained_cfg['codec']``: ``'msra'`` for
+the official weights), shared with landmarks (:mod:`hrnet_zoo.tasks.codecs`).
 
 Every registered builder is an attribute: ``hrnet_zoo.tasks.pose.hrnet_w32_pose_coco_256x192()``.
 """

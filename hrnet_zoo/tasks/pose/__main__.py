@@ -28,20 +28,37 @@ import torch
 from ...train.engine import fit_summary
 from ...train.recipes import Recipe
 from ..cli import TaskCommand, batch_size, build_model, device_of, flip_test, main as cli_main, print_json, train_config
+from ..codecs import CODECS, set_codec
 from ..drawing import draw_keypoints, save_png
-from ..heatmap import DECODE_METHODS
+from ..heatmap import REFINEMENTS
 from .data import COCOKeypoints, iter_frames, read_detections
 from .evaluate import build_detector, evaluate_coco, predict
 from .specs import COCO_SKELETON, GENERIC
 from .training import dataset_options, fit_pose
 
 
-def _model(args, **kwargs):
+def _model(args, recipe: Recipe, **kwargs):
+    """``--model`` with its checkpoint; the codec it decodes / trains under: ``--codec``, else the
+    recipe's ``eval.codec``, else the one the checkpoint records (an engine checkpoint from before
+    codecs: ``udp``), else the spec's."""
     if args.num_keypoints:
         kwargs['num_keypoints'] = args.num_keypoints
     if args.arch and args.model == GENERIC:
         kwargs['arch'] = args.arch
-    return build_model(args, **kwargs)
+    model = build_model(args, **kwargs)  # checkpoint_path= sets the codec the checkpoint records
+    codec = args.codec or recipe.eval.get('codec')
+    return set_codec(model, codec) if codec else model
+
+
+def _decode(args, recipe: Recipe) -> Optional[str]:
+    """``--decode`` (the codec's refinement replaced), else a recipe's ``eval.decode`` (deprecated)."""
+    if args.decode:
+        return args.decode
+    method = recipe.eval.get('decode')
+    if method:
+        print(f"note: recipe eval.decode={method!r} replaces the codec's refinement; recipes now name "
+              "eval.codec (null: the model's) instead", file=sys.stderr)
+    return method
 
 
 def _opt(args, recipe: Recipe, flag: str, key: Optional[str] = None):
@@ -62,16 +79,16 @@ def _dataset(model, ann: str, images: str, train: bool, recipe: Recipe, **kwargs
 def cmd_train(args, recipe: Recipe) -> Dict[str, Any]:
     if bool(args.val_ann) != bool(args.val_images):
         raise SystemExit('--val-ann and --val-images go together')
-    model = _model(args)
+    model = _model(args, recipe)
     if args.weights_backbone:
         from ...checkpoint import load_trunk
         load_trunk(model, args.weights_backbone)
     train_set = _dataset(model, args.train_ann, args.train_images, True, recipe)
     val_set = _dataset(model, args.val_ann, args.val_images, False, recipe) if args.val_ann else None
-    # Adam's lr is used as given for any batch, as the official code does
-    cfg = train_config(args, recipe, lr=float(recipe.train['lr']))
+    # Adam's lr is used as given for any batch, as the official code does (--lr replaces it)
+    cfg = train_config(args, recipe, lr=float(recipe.train['lr'] if args.lr is None else args.lr))
     result = fit_pose(model, train_set, cfg, val_set, flip_test=flip_test(args, recipe),
-                      method=_opt(args, recipe, 'decode'), sigmas=_sigmas(args, recipe),
+                      method=_decode(args, recipe), sigmas=_sigmas(args, recipe),
                       eval_batch_size=batch_size(args, recipe))
     return print_json(fit_summary(result))
 
@@ -79,12 +96,12 @@ def cmd_train(args, recipe: Recipe) -> Dict[str, Any]:
 def cmd_eval(args, recipe: Recipe) -> Dict[str, float]:
     from ...train.distributed import init_distributed
     info = init_distributed(args.device)  # under torchrun: every process evaluates a share of the boxes
-    model = _model(args).to(info.device)
+    model = _model(args, recipe).to(info.device)
     det = {} if not args.det_boxes else {'boxes': args.det_boxes,
                                          'det_score_thresh': _opt(args, recipe, 'det_score_thresh')}
     val_set = _dataset(model, args.val_ann, args.val_images, False, recipe, **det)
     stats = evaluate_coco(model, val_set, batch_size=batch_size(args, recipe), flip_test=flip_test(args, recipe),
-                          method=_opt(args, recipe, 'decode'), sigmas=_sigmas(args, recipe),
+                          method=_decode(args, recipe), sigmas=_sigmas(args, recipe),
                           num_workers=args.workers, vis_thresh=_opt(args, recipe, 'vis_thresh'),
                           oks_thresh=_opt(args, recipe, 'oks_thresh'), soft_nms=_opt(args, recipe, 'soft_nms'),
                           results_json=args.results_json, progress=not args.no_progress)
@@ -124,8 +141,8 @@ def _frame_boxes(by_image: Dict[str, List[dict]], name: str, index: int, single:
 
 def cmd_predict(args, recipe: Recipe) -> List[Dict[str, Any]]:
     device = device_of(args)
-    model = _model(args).to(device).eval()
-    options = dict(flip_test=flip_test(args, recipe), method=_opt(args, recipe, 'decode'),
+    model = _model(args, recipe).to(device).eval()
+    options = dict(flip_test=flip_test(args, recipe), method=_decode(args, recipe),
                    vis_thresh=_opt(args, recipe, 'vis_thresh'), oks_thresh=_opt(args, recipe, 'oks_thresh'),
                    soft_nms=_opt(args, recipe, 'soft_nms'), sigmas=_sigmas(args, recipe),
                    batch_size=batch_size(args, recipe))
@@ -180,7 +197,11 @@ def _jsonable(person: Dict[str, Any]) -> Dict[str, Any]:
 def add_arguments(p: argparse._ArgumentGroup, command: str) -> None:
     p.add_argument('--arch', default=None, help=f'trunk for --model {GENERIC} (e.g. hrnet_w18_small)')
     p.add_argument('--num-keypoints', type=int, default=None, help="default: the model's (17, COCO)")
-    p.add_argument('--decode', default=None, choices=DECODE_METHODS, help="default: the recipe's eval.decode")
+    p.add_argument('--codec', default=None, choices=sorted(CODECS),
+                   help="heatmap codec of crops, targets, flip test and decoding (default: the model's, "
+                        'e.g. msra for the official weights; see docs/pose.md)')
+    p.add_argument('--decode', default=None, choices=REFINEMENTS,
+                   help="replace the codec's refinement (default: the codec's)")
     p.add_argument('--sigmas', type=float, nargs='+', default=None,
                    help="OKS constants per keypoint (default: COCO's 17)")
     if command == 'train':

@@ -3,21 +3,28 @@ image/keypoint transforms of the official training recipe.
 
 :class:`COCOKeypoints` reads a COCO download as is (``annotations/person_keypoints_val2017.json`` +
 ``val2017/*.jpg``) or any COCO-format file. By default one sample per annotated person box
-(ground-truth boxes): non-crowd annotations with at least one labelled keypoint, boxes clipped to
-the image (``[0, W-1] x [0, H-1]``); a box with nothing inside the image is skipped and counted in
+(ground-truth boxes): non-crowd annotations with at least one labelled keypoint, boxes cleaned as
+the codec says (``msra``: the official sanitizing ``x2 = min(W - 1, x1 + max(0, w - 1))``; ``udp``:
+clipped to ``[0, W-1] x [0, H-1]``); a box with nothing left is skipped and counted in
 ``num_skipped_boxes``. With ``boxes=`` (a COCO detection-results file, e.g. the official
 ``COCO_val2017_detections_AP_H_56_person.json``) the samples are the person detections instead,
-as the official ``_load_coco_person_detection_results``: category 1, score >= ``det_score_thresh``.
+as the official ``_load_coco_person_detection_results``: category 1, score >= ``det_score_thresh``,
+boxes used as given.
 
-Training samples get the official augmentation (``lib/dataset/JointsDataset.py``): half-body crops
-(probability 0.3 for people with more than 8 labelled joints), random scale (factor 0.35), rotation
-(45 degrees, with probability 0.6) and horizontal flip with the flip pairs; targets are Gaussian
-heatmaps with per-joint target weights.
+Crops and targets follow the heatmap codec (:mod:`hrnet_zoo.tasks.codecs`): ``codec=`` names it;
+unset, the dataset follows the model it is evaluated or trained with (:func:`~.evaluate.evaluate_coco`,
+:func:`~.training.fit_pose` call :meth:`COCOKeypoints.with_codec`), and ``'udp'`` when read on its
+own. Training samples get the official augmentation (``lib/dataset/JointsDataset.py``): half-body
+crops (probability 0.3 for people with more than 8 labelled joints), random scale (factor 0.35),
+rotation (45 degrees, with probability 0.6) and horizontal flip of the image with the flip pairs;
+targets are Gaussian heatmaps with per-joint target weights.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
+import warnings
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -26,13 +33,15 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
+from ..codecs import HeatmapCodec, get_codec
 from ..heatmap import gaussian_heatmaps
-from ..topdown import (PIXEL_STD, affine_matrix, apply_affine, box_to_center_scale, check_flip_pairs, clip_box,
-                       load_image, normalize, warp_image)
+from ..topdown import PIXEL_STD, apply_affine, check_flip_pairs, load_image, normalize
 from .specs import COCO_FLIP_PAIRS, COCO_JOINT_WEIGHTS, COCO_UPPER_BODY_IDS
 
 __all__ = ['COCOKeypoints', 'read_coco_json', 'keypoint_category', 'read_detections', 'half_body_box',
            'flip_sample', 'heatmap_targets', 'iter_frames']
+
+CodecLike = Union[None, str, HeatmapCodec]
 
 
 def read_coco_json(path: str) -> dict:
@@ -111,8 +120,9 @@ def half_body_box(keypoints: np.ndarray, upper_body_ids: Sequence[int], aspect_r
 
 
 def flip_sample(crop: torch.Tensor, keypoints: np.ndarray, flip_pairs: Sequence[Tuple[int, int]]):
-    """Mirror a crop and its keypoints (K, 3) with torchvision (``x -> W - 1 - x``, our pixel-centre
-    convention) and swap the left/right pairs."""
+    """Mirror a crop and its keypoints (K, 3) with torchvision (``x -> W - 1 - x``) and swap the
+    left/right pairs. Equal to flipping the image before a ``'udp'`` crop; the datasets flip the
+    image itself (:meth:`~hrnet_zoo.tasks.codecs.HeatmapCodec.flip_image`), as the official code."""
     h, w = crop.shape[-2:]
     image = TF.horizontal_flip(tv_tensors.Image(crop))
     pts = TF.horizontal_flip(tv_tensors.KeyPoints(torch.from_numpy(keypoints[:, :2]), canvas_size=(h, w)))
@@ -124,11 +134,12 @@ def flip_sample(crop: torch.Tensor, keypoints: np.ndarray, flip_pairs: Sequence[
 
 
 def heatmap_targets(keypoints: np.ndarray, input_size: Tuple[int, int], heatmap_size: Tuple[int, int],
-                    sigma: float = 2.0, unbiased: bool = True,
-                    joint_weights: Optional[Sequence[float]] = None) -> Tuple[np.ndarray, np.ndarray]:
-    """Crop keypoints (K, 3) -> Gaussian heatmaps (K, h, w) and target weights (K, 1)."""
-    sx, sy = input_size[1] / heatmap_size[1], input_size[0] / heatmap_size[0]
-    hm_pts = np.stack([(keypoints[:, 0] + 0.5) / sx - 0.5, (keypoints[:, 1] + 0.5) / sy - 0.5], axis=1)
+                    sigma: float = 2.0, unbiased: bool = True, joint_weights: Optional[Sequence[float]] = None,
+                    codec: CodecLike = 'udp') -> Tuple[np.ndarray, np.ndarray]:
+    """Crop keypoints (K, 3) -> Gaussian heatmaps (K, h, w) and target weights (K, 1), the crop ->
+    heatmap map of ``codec`` (default ``'udp'``, as before codecs); ``unbiased=False`` rounds the
+    centres as the official code. The datasets use :meth:`HeatmapCodec.encode` (from image pixels)."""
+    hm_pts = get_codec(codec).crop_to_heatmap(keypoints[:, :2], input_size, heatmap_size)
     return gaussian_heatmaps(hm_pts, keypoints[:, 2], heatmap_size, sigma, unbiased, joint_weights)
 
 
@@ -146,8 +157,13 @@ class COCOKeypoints(Dataset):
             than ``half_body_min_joints`` labelled joints (upper body: COCO's for 17 keypoints; no
             half-body crops for other keypoint sets unless ``upper_body_ids`` is given).
         joint_weights: per-joint target weights (``'coco'``: the official COCO weights).
+        unbiased: deprecated (the codec decides): True centres the targets at the exact sub-pixel
+            position, False rounds them as the official code, whatever the codec's encoding.
         boxes: a COCO detection-results file or list: evaluate on these person boxes.
         det_score_thresh: detections scoring below it are dropped.
+        codec: the heatmap codec of crops, box cleaning and targets (a name of
+            :data:`~hrnet_zoo.tasks.codecs.CODECS`); None: the model's when paired with one by
+            evaluation / training, else ``'udp'``.
     Each item is a dict: ``image`` (3, H, W), ``target`` (K, h, w), ``target_weight`` (K, 1),
     ``keypoints`` (K, 3) in crop pixels, ``center``, ``scale``, ``rotation``, ``image_id``,
     ``score`` (1.0 for ground-truth boxes, the detection's score), ``area``, ``index``.
@@ -159,13 +175,19 @@ class COCOKeypoints(Dataset):
                  scale_factor: float = 0.35, rotation_factor: float = 45.0, rotation_prob: float = 0.6,
                  flip_prob: float = 0.5, half_body_prob: float = 0.3, half_body_min_joints: int = 8,
                  upper_body_ids: Optional[Sequence[int]] = None,
-                 joint_weights: Union[None, str, Sequence[float]] = None, unbiased: bool = True,
+                 joint_weights: Union[None, str, Sequence[float]] = None, unbiased: Optional[bool] = None,
                  category_id: Optional[int] = None, boxes: Union[None, str, Sequence[dict]] = None,
-                 det_score_thresh: float = 0.0):
+                 det_score_thresh: float = 0.0, codec: CodecLike = None):
         self.ann_file, self.image_root = ann_file, image_root
         self.input_size = tuple(input_size)
         self.heatmap_size = (-(-self.input_size[0] // stride), -(-self.input_size[1] // stride))
-        self.train, self.sigma, self.unbiased = train, sigma, unbiased
+        self.train, self.sigma = train, sigma
+        if unbiased is not None:
+            warnings.warn('COCOKeypoints(unbiased=...) is deprecated: the codec decides the targets '
+                          "(codec='msra' rounds as the official code; 'udp' / 'dark' are sub-pixel)",
+                          DeprecationWarning, stacklevel=2)
+        self.unbiased = unbiased
+        self.codec = None if codec is None else get_codec(codec)
         self.scale_factor, self.rotation_factor = scale_factor, rotation_factor
         self.rotation_prob, self.flip_prob = rotation_prob, flip_prob
         self.half_body_prob, self.half_body_min_joints = half_body_prob, half_body_min_joints
@@ -183,26 +205,54 @@ class COCOKeypoints(Dataset):
                                     else (COCO_UPPER_BODY_IDS if k == 17 else ()))
         self.joint_weights = COCO_JOINT_WEIGHTS if joint_weights == 'coco' else joint_weights
         self.aspect_ratio = self.input_size[1] / self.input_size[0]
-        self.num_skipped_boxes = 0
         self.boxes_source = boxes if isinstance(boxes, str) else (None if boxes is None else '<detections>')
         if boxes is not None and train:
             raise ValueError('detection boxes are for evaluation; training uses the ground-truth boxes')
         images = {im['id']: im for im in data['images']}
-        self.samples = self._index(data, images) if boxes is None else self._detections(boxes, images,
+        self.records = self._index(data, images) if boxes is None else self._detections(boxes, images,
                                                                                       det_score_thresh)
+        self._make_samples()
         if not self.samples:
             raise ValueError(f'{ann_file}: no non-crowd person annotation with labelled keypoints '
                              'inside its image; nothing to train or evaluate on' if boxes is None else
                              f'{self.boxes_source}: no person detection with score >= {det_score_thresh}')
 
-    def _sample(self, im: dict, box: Sequence[float], keypoints: np.ndarray, area: float, score: float) -> Dict:
-        center, scale = box_to_center_scale(box, self.aspect_ratio)
+    @property
+    def active_codec(self) -> HeatmapCodec:
+        """The codec items are made with: ``codec``, else ``'udp'``."""
+        return self.codec or get_codec('udp')
+
+    def with_codec(self, codec: CodecLike) -> 'COCOKeypoints':
+        """This dataset under another codec (a shallow copy; the samples are re-made, the box
+        cleaning being the codec's)."""
+        new = copy.copy(self)
+        new.codec = get_codec(codec)
+        new._make_samples()
+        return new
+
+    def _make_samples(self) -> None:
+        """Centre / scale of every record under the active codec; ground-truth boxes cleaned by it."""
+        codec, self.samples, self.num_skipped_boxes = self.active_codec, [], 0
+        for r in self.records:
+            box = r['bbox']
+            if not r['detection']:
+                box = codec.clean_box(box, r['width'], r['height'], r['area'])
+                if box is None:
+                    self.num_skipped_boxes += 1
+                    continue
+            center, scale = codec.center_scale(box, self.aspect_ratio)
+            area = float(np.prod(scale * PIXEL_STD)) if r['detection'] else r['area']  # official area of a detection
+            self.samples.append({**r, 'center': center, 'scale': scale, 'area': area})
+
+    def _record(self, im: dict, box: Sequence[float], keypoints: np.ndarray, area: float, score: float,
+                detection: bool) -> Dict:
         return {'file': os.path.join(self.image_root, im['file_name']), 'image_id': im['id'], 'keypoints': keypoints,
-                'center': center, 'scale': scale, 'area': float(area), 'score': float(score)}
+                'bbox': [float(v) for v in box[:4]], 'width': im['width'], 'height': im['height'],
+                'area': float(area), 'score': float(score), 'detection': detection}
 
     def _index(self, data: dict, images: Dict[int, dict]) -> List[Dict]:
         cat_id, k = self.category['id'], self.num_keypoints
-        samples = []
+        records = []
         for ann in data['annotations']:
             if ann.get('category_id') != cat_id or ann.get('iscrowd', 0):
                 continue
@@ -217,24 +267,19 @@ class COCOKeypoints(Dataset):
             if im is None:
                 raise ValueError(f'{self.ann_file}: annotation {ann.get("id")} refers to missing '
                                  f'image {ann["image_id"]}')
-            box = clip_box(ann['bbox'], im['width'], im['height'])
-            if box is None:
-                self.num_skipped_boxes += 1
-                continue
-            samples.append(self._sample(im, box, kpts, ann.get('area', box[2] * box[3]), 1.0))
-        return samples
+            box = ann['bbox']
+            records.append(self._record(im, box, kpts, ann.get('area', box[2] * box[3]), 1.0, False))
+        return records
 
     def _detections(self, boxes, images: Dict[int, dict], score_thresh: float) -> List[Dict]:
-        samples = []
+        records = []
         for det in read_detections(boxes, score_thresh, self.category['id']):
             im = images.get(det['image_id'])
             if im is None:
                 raise ValueError(f'{self.boxes_source}: detection on image {det["image_id"]}, which '
                                  f'{self.ann_file} does not have')
-            s = self._sample(im, det['bbox'], np.zeros((self.num_keypoints, 3)), 0.0, det['score'])
-            s['area'] = float(np.prod(s['scale'] * PIXEL_STD))  # the official area of a detection's crop
-            samples.append(s)
-        return samples
+            records.append(self._record(im, det['bbox'], np.zeros((self.num_keypoints, 3)), 0.0, det['score'], True))
+        return records
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -255,23 +300,31 @@ class COCOKeypoints(Dataset):
         flip = bool(torch.rand(()).item() < self.flip_prob)
         return center, scale, rot, flip
 
+    def _target_codec(self) -> HeatmapCodec:
+        codec = self.active_codec
+        if self.unbiased is None or codec.crop == 'face':
+            return codec
+        import dataclasses
+        return dataclasses.replace(codec, target='subpixel' if self.unbiased else 'rounded')
+
     def __getitem__(self, index: int) -> Dict[str, object]:
-        s = self.samples[index]
+        s, codec = self.samples[index], self.active_codec
         image = load_image(s['file'])
         center, scale, rot, flip = s['center'], s['scale'], 0.0, False
         if self.train:
             center, scale, rot, flip = self._augment(s)
-        matrix = affine_matrix(center, scale, rot, self.input_size)
-        crop = warp_image(image, matrix, self.input_size)
         kpts = s['keypoints'].copy()
-        kpts[:, :2] = apply_affine(kpts[:, :2], matrix)
-        if flip:
-            crop, kpts = flip_sample(crop, kpts, self.flip_pairs)
-        target, weight = heatmap_targets(kpts, self.input_size, self.heatmap_size, self.sigma, self.unbiased,
-                                         self.joint_weights)
+        if flip:  # the official code mirrors the image, the joints and the centre, then crops
+            image, kpts, center = codec.flip_image(image, kpts, center, self.flip_pairs)
+        crop = codec.crop_image(image, center, scale, rot, self.input_size)
+        target, weight = self._target_codec().encode(kpts[:, :2], kpts[:, 2], center, scale, rot, self.input_size,
+                                                     self.heatmap_size, self.sigma, self.joint_weights)
+        crop_kpts = kpts.copy()
+        crop_kpts[:, :2] = apply_affine(kpts[:, :2], codec.crop_matrix(center, scale, rot, self.input_size,
+                                                                       image_size=tuple(image.shape[-2:])))
         return {
             'image': normalize(crop), 'target': torch.from_numpy(target),
-            'target_weight': torch.from_numpy(weight), 'keypoints': torch.from_numpy(kpts).float(),
+            'target_weight': torch.from_numpy(weight), 'keypoints': torch.from_numpy(crop_kpts).float(),
             'center': torch.from_numpy(np.asarray(center, dtype=np.float32)),
             'scale': torch.from_numpy(np.asarray(scale, dtype=np.float32)),
             'rotation': torch.tensor(rot, dtype=torch.float32), 'image_id': s['image_id'],

@@ -1,6 +1,8 @@
 """Pose inference and evaluation on one top-down path: person boxes -> crops -> heatmaps (flip
-test) -> keypoints in image coordinates (quarter offset or DARK) -> the official rescoring
-(box score x mean keypoint score above 0.2) -> OKS-NMS per image.
+test) -> keypoints in image coordinates -> the official rescoring (box score x mean keypoint score
+above 0.2) -> OKS-NMS per image. Crops, flip test and decoding follow the heatmap codec the model
+was trained with (``model.pretrained_cfg['codec']``, :mod:`hrnet_zoo.tasks.codecs`; ``codec=``
+overrides it, ``method=`` replaces only its refinement: ``'argmax'``, ``'quarter'``, ``'dark'``).
 
 * :func:`evaluate_coco`: COCO keypoint AP of a model on a :class:`~.data.COCOKeypoints` set, on
   its ground-truth boxes (no NMS, as before) or on person detections (``boxes=``: rescoring and
@@ -19,8 +21,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from ..heatmap import decode_heatmaps, predict_heatmaps
-from ..topdown import PIXEL_STD, crop_box, load_image, normalize
+from ..codecs import HeatmapCodec, dataset_with_codec, resolve_codec
+from ..topdown import PIXEL_STD, load_image, normalize
 from .metrics import COCO_OKS_SIGMAS, coco_keypoint_ap, keypoint_results, rescore
 from .nms import oks_nms, soft_oks_nms
 
@@ -28,14 +30,20 @@ __all__ = ['predict', 'predict_dataset', 'evaluate_coco', 'select_people', 'dete
            'keypoints_of_crops', 'build_detector', 'detect_people']
 
 
+CodecLike = Union[None, str, HeatmapCodec]
+
+
 def keypoints_of_crops(model: nn.Module, crops: torch.Tensor, centers, scales, rotations=None,
-                       flip_test: bool = True, method: str = 'quarter') -> Tuple[np.ndarray, np.ndarray]:
+                       flip_test: bool = True, method: Optional[str] = None,
+                       codec: CodecLike = None) -> Tuple[np.ndarray, np.ndarray]:
     """Normalised crops (N, 3, H, W) with their crop geometry -> image keypoints (N, K, 2) and
-    scores (N, K): heatmaps (averaged with the flipped crop's under ``flip_test``), decoded."""
+    scores (N, K): heatmaps (averaged with the flipped crop's under ``flip_test``), decoded by the
+    model's codec (or ``codec``)."""
+    codec = resolve_codec(model, codec, method)
     device = next(model.parameters()).device
-    heatmaps = predict_heatmaps(model, crops.to(device), model.flip_pairs, flip_test)
-    return decode_heatmaps(heatmaps.float().cpu(), np.asarray(centers), np.asarray(scales), method,
-                           None if rotations is None else np.asarray(rotations))
+    heatmaps = codec.predict_heatmaps(model, crops.to(device), model.flip_pairs, flip_test)
+    return codec.decode(heatmaps.float().cpu(), np.asarray(centers), np.asarray(scales),
+                        None if rotations is None else np.asarray(rotations))
 
 
 def select_people(keypoints: np.ndarray, scores: np.ndarray, box_scores: Sequence[float], areas: Sequence[float],
@@ -63,15 +71,20 @@ def _shard() -> Tuple[int, int]:
 
 @torch.no_grad()
 def predict_dataset(model: nn.Module, dataset, batch_size: int = 32, flip_test: bool = True,
-                    method: str = 'quarter', device: Optional[torch.device] = None, num_workers: int = 0,
-                    progress: bool = False, shard: Optional[Tuple[int, int]] = None) -> Dict[str, np.ndarray]:
+                    method: Optional[str] = None, device: Optional[torch.device] = None, num_workers: int = 0,
+                    progress: bool = False, shard: Optional[Tuple[int, int]] = None,
+                    codec: CodecLike = None) -> Dict[str, np.ndarray]:
     """Keypoints in image coordinates for every sample of ``dataset``: ``image_ids``,
     ``keypoints`` (N, K, 2), ``scores`` (N, K), ``box_scores`` (N,), ``areas`` (N,), in dataset order.
+    The dataset crops under the model's codec (``codec``) when its own is unset; a dataset set to
+    a codec of another crop is an error.
 
     Under ``torch.distributed`` (or with ``shard=(rank, world_size)``) each process runs every
     ``world_size``-th sample and the results are gathered, so any number of processes gives the
     same arrays."""
     from ...train.distributed import all_gather_object
+    codec = resolve_codec(model, codec, method)
+    dataset = dataset_with_codec(dataset, codec)
     if device is not None:
         model.to(device)
     rank, world = shard or _shard()
@@ -85,7 +98,7 @@ def predict_dataset(model: nn.Module, dataset, batch_size: int = 32, flip_test: 
     parts: Dict[str, List[np.ndarray]] = defaultdict(list)
     for batch in loader:
         pts, conf = keypoints_of_crops(model, batch['image'], batch['center'].numpy(), batch['scale'].numpy(),
-                                       batch['rotation'].numpy(), flip_test, method)
+                                       batch['rotation'].numpy(), flip_test, codec=codec)
         for key, value in (('image_ids', np.asarray(batch['image_id'])), ('keypoints', pts), ('scores', conf),
                            ('box_scores', batch['score'].numpy()), ('areas', batch['area'].numpy()),
                            ('index', np.asarray(batch['index']))):
@@ -121,17 +134,19 @@ def detection_results(pred: Dict[str, np.ndarray], category_id: int = 1, vis_thr
 
 
 def evaluate_coco(model: nn.Module, dataset, batch_size: int = 32, flip_test: bool = True,
-                  method: str = 'quarter', sigmas: Optional[Sequence[float]] = None,
+                  method: Optional[str] = None, sigmas: Optional[Sequence[float]] = None,
                   device: Optional[torch.device] = None, num_workers: int = 0, vis_thresh: float = 0.2,
                   oks_thresh: float = 0.9, soft_nms: bool = False, results_json: Optional[str] = None,
-                  progress: bool = False) -> Dict[str, float]:
-    """COCO keypoint AP/AR of ``model`` on ``dataset`` against ``dataset.ann_file``.
+                  progress: bool = False, codec: CodecLike = None) -> Dict[str, float]:
+    """COCO keypoint AP/AR of ``model`` on ``dataset`` against ``dataset.ann_file``, crops and
+    decoding under the model's codec (``codec`` overrides it; see :func:`predict_dataset`).
 
     On ground-truth boxes (the default dataset) every prediction is kept. On detection boxes
     (``COCOKeypoints(..., boxes=DETS.json)``) each person is rescored and duplicates are removed
     by OKS-NMS per image (``oks_thresh``; ``soft_nms`` for the Gaussian variant), as the official
     evaluation. ``results_json``: also write the COCO results file there."""
-    pred = predict_dataset(model, dataset, batch_size, flip_test, method, device, num_workers, progress)
+    pred = predict_dataset(model, dataset, batch_size, flip_test, method, device, num_workers, progress,
+                           codec=codec)
     cat = dataset.category['id']
     if getattr(dataset, 'boxes_source', None) is None:
         results = keypoint_results(pred['image_ids'], pred['keypoints'], pred['scores'], pred['box_scores'],
@@ -225,9 +240,10 @@ def detect_people(detector: nn.Module, image: torch.Tensor, score_thresh: float 
 
 @torch.no_grad()
 def predict(model: nn.Module, image: ImageLike, boxes=None, detector: Union[None, str, nn.Module] = None, *,
-            flip_test: bool = True, method: str = 'quarter', det_score_thresh: float = 0.0,
+            flip_test: bool = True, method: Optional[str] = None, det_score_thresh: float = 0.0,
             vis_thresh: float = 0.2, oks_thresh: float = 0.9, soft_nms: bool = False,
-            sigmas: Optional[Sequence[float]] = None, batch_size: int = 32) -> List[Dict[str, Any]]:
+            sigmas: Optional[Sequence[float]] = None, batch_size: int = 32,
+            codec: CodecLike = None) -> List[Dict[str, Any]]:
     """Every person of ``image``: keypoints in image coordinates with scores, OKS-NMS applied.
 
     Args:
@@ -237,6 +253,8 @@ def predict(model: nn.Module, image: ImageLike, boxes=None, detector: Union[None
         detector: a torchvision-style detection model, or a name for :func:`build_detector`, used
             when ``boxes`` is None. With neither, the whole image is one person box.
         det_score_thresh: boxes scoring below it are dropped.
+        codec: the heatmap codec of crops and decoding (default: the model's); ``method`` replaces
+            its refinement.
     Returns one dict per person, best first: ``bbox`` [x, y, w, h], ``bbox_score``, ``keypoints``
     (K, 2), ``keypoint_scores`` (K,), ``score`` (the official rescoring).
     """
@@ -250,12 +268,13 @@ def predict(model: nn.Module, image: ImageLike, boxes=None, detector: Union[None
     xywh, box_scores = xywh[good], box_scores[good]
     if not len(xywh):
         return []
-    crops, centers, scales = zip(*(crop_box(image, b, model.input_size) for b in xywh))
+    codec = resolve_codec(model, codec, method)
+    crops, centers, scales = zip(*(codec.crop_box(image, b, model.input_size) for b in xywh))
     pts, conf = [], []
     for i in range(0, len(crops), batch_size):
         batch = torch.stack([normalize(c) for c in crops[i:i + batch_size]])
         p, c = keypoints_of_crops(model.eval(), batch, centers[i:i + batch_size], scales[i:i + batch_size],
-                                  flip_test=flip_test, method=method)
+                                  flip_test=flip_test, codec=codec)
         pts.append(p)
         conf.append(c)
     pts, conf = np.concatenate(pts), np.concatenate(conf)

@@ -17,6 +17,7 @@ from torch import nn
 
 from ...backbone import HRNet
 from ...configs import HRNetConfig, get_config
+from ..codecs import DEFAULT_CODEC
 from ..topdown import check_flip_pairs
 
 __all__ = ['PoseHRNet']
@@ -37,7 +38,8 @@ class PoseHRNet(HRNet):
             for 17 keypoints, else none).
         input_size: the (height, width) crop the model is configured for.
         pretrained_cfg: the timm-style config of a named model (its spec's); without one a
-            default config describing this construction is made.
+            default config describing this construction is made (heatmap codec ``'udp'``, the
+            default of generic models: see :mod:`~hrnet_zoo.tasks.pose.specs`).
     """
 
     def __init__(self, cfg: Union[HRNetConfig, str], num_keypoints: int = 17, in_chans: int = 3,
@@ -57,7 +59,8 @@ class PoseHRNet(HRNet):
             'architecture': type(self).__name__, 'task': 'pose', 'trunk': trunk, 'head': 'v1',
             'input_size': (in_chans, *self.input_size), 'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
             'num_keypoints': num_keypoints, 'num_outputs': num_keypoints,
-            'flip_pairs': [list(p) for p in self.flip_pairs], 'license': None, 'hf_hub_id': None}
+            'flip_pairs': [list(p) for p in self.flip_pairs], 'license': None, 'hf_hub_id': None,
+            'codec': DEFAULT_CODEC}
         self.final_layer = nn.Conv2d(self.branch_channels[0], num_keypoints, kernel_size=1)
         nn.init.normal_(self.final_layer.weight, std=0.001)
         nn.init.zeros_(self.final_layer.bias)

@@ -1,11 +1,19 @@
 """The pose model table: HRNetV1 on COCO keypoints (official deep-high-resolution-net.pytorch
 models, with their published COCO val2017 figures) and the generic ``hrnet_pose`` (any trunk,
-any keypoint set), plus the COCO keypoint set (names, flip pairs, skeleton, body halves)."""
+any keypoint set), plus the COCO keypoint set (names, flip pairs, skeleton, body halves).
+
+Every spec names the heatmap codec of its weights (:mod:`hrnet_zoo.tasks.codecs`): ``'msra'``
+for the official checkpoints (trained and published under deep-high-resolution-net.pytorch's
+conventions), ``'udp'`` for ``hrnet_pose``: it has no official weights; UDP is unbiased (Huang et
+al., CVPR 2020: a flipped crop's heatmap is the flipped heatmap, targets at sub-pixel positions)
+and every generic model trained here before codecs existed was trained under it. ``codec=``
+overrides either when building."""
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence, Tuple
 
 from ...checkpoint import KeyMap
+from ..codecs import get_codec
 from ..registry import OfficialCheckpoint, TaskModelSpec, register_specs, spec_overrides
 from .models import PoseHRNet
 
@@ -49,7 +57,7 @@ def _official(trunk: str, size: Tuple[int, int], params: str, stats: Sequence[fl
         input_size=size, dataset='coco', flip_pairs=COCO_FLIP_PAIRS,
         official=OfficialCheckpoint(f'pose_hrnet_w{w}_{size[0]}x{size[1]}.pth', OFFICIAL_REPO,
                                     MODEL_ZOO, OFFICIAL_KEY_MAP),
-        metrics=_coco_val(*stats),
+        metrics=_coco_val(*stats), codec='msra',
         description=f'HRNetV1-W{w} for COCO keypoints at {size[0]}x{size[1]} ({params} params)')
 
 
@@ -59,7 +67,7 @@ SPECS: Tuple[TaskModelSpec, ...] = (
     _official('hrnet_w48', (256, 192), '63.6M', (75.1, 90.6, 82.2, 71.5, 81.8, 80.4, 94.3, 86.7, 76.2, 86.4)),
     _official('hrnet_w48', (384, 288), '63.6M', (76.3, 90.8, 82.9, 72.3, 83.4, 81.2, 94.2, 87.1, 76.7, 87.6)),
     TaskModelSpec(name=GENERIC, task='pose', trunk='hrnet_w32', head='v1', num_outputs=17, input_size=(256, 192),
-                  dataset='coco', flip_pairs=COCO_FLIP_PAIRS,
+                  dataset='coco', flip_pairs=COCO_FLIP_PAIRS, codec='udp',
                   description='Generic HRNetV1 pose model: arch= (any trunk of the variant table, e.g. '
                               "'hrnet_w18_small') or width=, num_keypoints=, input_size=, flip_pairs="),
 )
@@ -67,15 +75,16 @@ SPECS: Tuple[TaskModelSpec, ...] = (
 
 def build(spec: TaskModelSpec, num_keypoints: Optional[int] = None, input_size: Optional[Tuple[int, int]] = None,
           flip_pairs: Optional[Sequence[Tuple[int, int]]] = None, arch: Optional[str] = None,
-          width: Optional[int] = None, **kwargs: Any) -> PoseHRNet:
-    """The model of ``spec``; ``num_keypoints`` / ``input_size`` / ``flip_pairs`` override the
-    spec's (another keypoint count drops the COCO flip pairs unless ``flip_pairs`` is given), and
-    for the generic :data:`GENERIC` spec ``arch=`` or ``width=`` picks the trunk."""
+          width: Optional[int] = None, codec: Optional[str] = None, **kwargs: Any) -> PoseHRNet:
+    """The model of ``spec``; ``num_keypoints`` / ``input_size`` / ``flip_pairs`` / ``codec``
+    override the spec's (another keypoint count drops the COCO flip pairs unless ``flip_pairs`` is
+    given), and for the generic :data:`GENERIC` spec ``arch=`` or ``width=`` picks the trunk."""
     if (arch or width) and spec.name != GENERIC:
         raise TypeError(f'{spec.name} has the {spec.trunk} trunk; build {GENERIC!r} with arch=/width= for another')
     trunk = arch or (f'hrnet_w{width}' if width else spec.trunk)
-    given = dict(num_keypoints=num_keypoints, input_size=input_size, flip_pairs=flip_pairs)
-    changes = spec_overrides(spec, given, 'num_keypoints', 'input_size', 'flip_pairs')
+    given = dict(num_keypoints=num_keypoints, input_size=input_size, flip_pairs=flip_pairs,
+                 codec=None if codec is None else get_codec(codec).name)
+    changes = spec_overrides(spec, given, 'num_keypoints', 'input_size', 'flip_pairs', 'codec')
     n = changes.get('num_keypoints', spec.num_outputs)
     if flip_pairs is None and n != spec.num_outputs:
         changes['flip_pairs'] = ()
