@@ -147,6 +147,9 @@ def convert(checkpoint: os.PathLike, arch: Optional[str], out: os.PathLike, tag:
     except TypeError as e:
         raise WeightsError(f'{spec.name} does not take the model arguments {model_args}: {e}') from None
     load_source(model, src, spec, warn_part=False)  # the folder holds only that part, and its card says so
+    codec = (getattr(model, 'pretrained_cfg', None) or {}).get('codec')
+    if codec != spec.codec:  # the checkpoint's own codec (a run trained under another): rebuilt so by verify
+        model_args['codec'] = codec
     record = record_for_model(spec.name, manifest, tag) if tag or spec.task != 'classification' else None
     if spec.task == 'classification':  # config.json is timm's: the output count lives at its root
         model_args.pop('num_classes')

@@ -23,7 +23,8 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from torch import nn
 
 from ..checkpoint import WeightsError, load_strict, read_safetensors_header, read_state_dict
-from ..tasks.registry import MODEL_SPECS, ModelSpec
+from ..tasks.codecs import set_codec
+from ..tasks.registry import CODEC_TASKS, MODEL_SPECS, ModelSpec
 from .loading import load_source
 from .records import (WEIGHTS_FILE, manifest_or_empty, manifest_path, record_for_model, record_for_repo,
                       sha256_file)
@@ -239,7 +240,10 @@ def load_pretrained(model: nn.Module, spec: ModelSpec, pretrained: Any, cache_di
     part = config.get(PART_KEY) or ''
     target = model.get_submodule(part.rstrip('.')) if part else model
     state = read_state_dict(path)
-    return load_strict(target, {k[len(part):]: v for k, v in state.items()} if part else state, str(path))
+    load_strict(target, {k[len(part):]: v for k, v in state.items()} if part else state, str(path))
+    if config.get('codec') and spec.task in CODEC_TASKS:  # the published weights' codec (a record may differ from the spec's)
+        set_codec(model, config['codec'])
+    return model
 
 
 def model_of_repo(location: str, cache_dir: Optional[os.PathLike] = None) -> Optional[str]:

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from ..checkpoint import (KeyMap, WeightsError, load_strict, load_weights, read_state_dict, unwrap_state_dict)
-from ..tasks.registry import MODEL_SPECS, OUTPUT_ARG, OUTPUT_KEYS, ModelSpec, key_map_of
+from ..tasks.codecs import checkpoint_codec, set_codec
+from ..tasks.registry import CODEC_TASKS, MODEL_SPECS, OUTPUT_ARG, OUTPUT_KEYS, ModelSpec, key_map_of
 from .layouts import LAYOUTS, Layout, detect_layout, trunk_variants
 
 __all__ = ['Source', 'read_source', 'load_source', 'map_source', 'models_that_fit', 'describe_fit']
@@ -26,10 +27,12 @@ StateDict = Dict[str, torch.Tensor]
 
 @dataclass(frozen=True)
 class Source:
-    """A checkpoint read once: its tensors, where it came from (for messages) and its layout."""
+    """A checkpoint read once: its tensors, where it came from (for messages), its layout and the
+    heatmap codec it records (an engine checkpoint's or a converted folder's; None: the spec's)."""
     state: StateDict
     where: str
     layout: Layout
+    codec: Optional[str] = None
 
 
 def read_source(source: Union[str, os.PathLike, Mapping[str, Any], Source]) -> Source:
@@ -41,7 +44,7 @@ def read_source(source: Union[str, os.PathLike, Mapping[str, Any], Source]) -> S
         state, where = unwrap_state_dict(source), '<state_dict>'
     else:
         state, where = read_state_dict(source), str(source)
-    return Source(state, where, detect_layout(state, where))
+    return Source(state, where, detect_layout(state, where), checkpoint_codec(source))
 
 
 def map_source(src: Source, spec: ModelSpec) -> StateDict:
@@ -80,6 +83,8 @@ def load_source(model: nn.Module, source: Any, spec: ModelSpec, warn_part: bool 
     except WeightsError as e:
         raise type(e)(f'{e}\nThe file is {_article(src.layout)} checkpoint ({src.layout.holds}). '
                       f'{describe_fit(src, spec.name)}') from None
+    if src.codec and spec.task in CODEC_TASKS:  # decode as the weights were trained
+        set_codec(model, src.codec)
     return src
 
 

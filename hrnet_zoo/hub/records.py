@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ..checkpoint import WeightsError
 from ..configs import HRNET_CONFIGS
-from ..tasks.registry import TASKS
+from ..tasks.registry import CODEC_TASKS, TASKS  # pose / landmark records must name their codec
 from .layouts import LAYOUT_NAMES
 
 __all__ = ['WeightRecord', 'MANIFEST_ENV', 'DEFAULT_MANIFEST', 'WEIGHTS_FILE', 'TASK_METRICS', 'CODEC_TASKS',
@@ -34,8 +34,6 @@ DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / 'manifest.json'
 WEIGHTS_FILE = 'model.safetensors'
 # the metrics a task record must report (the field's headline numbers, as the source gives them)
 TASK_METRICS = {'pose': ('AP',), 'landmarks': ('nme',), 'segmentation': ('miou',), 'detection': ('bbox_AP',)}
-# the tasks whose records must name their heatmap codec (decoding depends on it: MSRA, DARK, UDP, ...)
-CODEC_TASKS = ('pose', 'landmarks')
 
 
 @dataclass(frozen=True)

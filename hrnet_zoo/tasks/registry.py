@@ -29,6 +29,7 @@ __all__ = ['TASKS', 'OfficialCheckpoint', 'ModelSpec', 'TaskModelSpec', 'MODEL_S
            'load_checkpoint', 'key_map_of', 'connect_hub']
 
 TASKS = ('classification', 'pose', 'landmarks', 'segmentation', 'detection')
+CODEC_TASKS = ('pose', 'landmarks')  # the tasks whose models decode heatmaps through a codec
 # the constructor argument that holds a task's output count
 OUTPUT_ARG = {'classification': 'num_classes', 'pose': 'num_keypoints', 'landmarks': 'num_landmarks',
               'segmentation': 'num_classes', 'detection': 'num_classes'}
@@ -99,6 +100,10 @@ class ModelSpec:
         for a, b in self.flip_pairs:
             if not (0 <= a < self.num_outputs and 0 <= b < self.num_outputs) or a == b:
                 raise ValueError(f'{self.name}: flip pair {(a, b)} is not a pair of outputs below {self.num_outputs}')
+        if self.codec is not None:
+            from .codecs import CODECS
+            if self.codec not in CODECS:
+                raise ValueError(f'{self.name}: unknown codec {self.codec!r}; the codecs are {sorted(CODECS)}')
 
     @property
     def output_arg(self) -> str:
@@ -209,7 +214,11 @@ def load_checkpoint(model: nn.Module, source: Any, fallback_key_map: Optional[Ke
     else:
         key_map, output_key = key_map_of(spec), OUTPUT_KEYS.get(spec.name)
     what = OUTPUT_ARG.get(cfg.get('task'), 'num_outputs')[len('num_'):]
-    return load_weights(model, source, key_map, output_key, what, where)
+    load_weights(model, source, key_map, output_key, what, where)
+    if cfg.get('task') in CODEC_TASKS:  # an engine / converted checkpoint records the codec it was trained with
+        from .codecs import apply_checkpoint_codec
+        apply_checkpoint_codec(model, source)
+    return model
 
 
 def key_map_of(spec: ModelSpec) -> KeyMap:

@@ -318,6 +318,9 @@ class Trainer:
             'updates_per_epoch': self.updates_per_epoch, 'world_size': self.dist.world_size,
             'best': self.best, 'best_metric': self.cfg.best_metric, 'metrics': dict(self.metrics),
             'config': asdict(self.cfg),
+            # what the model was built as (its heatmap codec, ...): always present, so a checkpoint
+            # without it is known to come from before the engine recorded it
+            'pretrained_cfg': json.loads(json.dumps(getattr(self.module, 'pretrained_cfg', None) or {}, default=str)),
             'rng': all_gather_object(capture_rng_state()),
         }
 
