@@ -73,6 +73,16 @@ def test_builder_options_and_pretrained_cfg():
     assert _meta('hrnet_w48_ocr_seg_lip').pretrained_cfg['flip_pairs'] == [[14, 15], [16, 17], [18, 19]]
 
 
+def test_test_windows_are_the_dataset_s_official_rule():
+    """Cityscapes.multi_scale_inference overrides BaseDataset's: 'cityscapes' for the Cityscapes
+    models, 'base' for PASCAL-Context and LIP; in pretrained_cfg, where predict() reads it."""
+    rules = {s.name: s.options['test_windows'] for s in SPECS}
+    assert {n for n, r in rules.items() if r == 'cityscapes'} == {n for n in NAMES if n.endswith('_cityscapes')}
+    assert {r for n, r in rules.items() if not n.endswith('_cityscapes')} == {'base'}
+    assert _meta('hrnet_w48_ocr_seg_cityscapes').pretrained_cfg['test_windows'] == 'cityscapes'
+    assert _meta('hrnet_w48_seg_pascal_context').pretrained_cfg['test_windows'] == 'base'
+
+
 def test_official_checkpoint_layout_loads(small, tmp_path):
     """A random state_dict in the official trainer's layout (``FullModel``: ``model.`` prefix and
     the loss's class-weight buffer) loads strictly and reproduces the source model's logits."""

@@ -96,3 +96,29 @@ def test_cli_takes_the_recipe_of_the_model_s_dataset_and_old_flags():
     assert recipe.name == 'seg_cityscapes' and recipe.train['optimizer'] == 'adamw'
     assert recipe.train['weight_decay'] == 0.01 and recipe.train['epochs'] == 3 and recipe.data['ohem'] is False
     assert recipe.augment['scale'] == [0.75, 1.25] and recipe.data['ohem_keep'] == 9
+
+
+def test_cli_test_protocol_comes_from_the_recipe_and_flags():
+    """eval / predict take the official test protocol from the recipe's eval section (PASCAL-Context:
+    520x520 windows of a 520 long side; LIP: images resized to 473x473; Cityscapes: 1024x2048
+    windows) and --combine / --windows override it."""
+    from types import SimpleNamespace
+    from hrnet_zoo.tasks.cli import build_parser, load_task_recipe
+    from hrnet_zoo.tasks.segmentation.__main__ import COMMAND, _eval_kwargs, _recipe
+
+    model = SimpleNamespace(pretrained_cfg={'flip_pairs': [[14, 15]]})
+
+    def kwargs(*argv):
+        args = build_parser(COMMAND).parse_args(['eval', *argv])
+        return _eval_kwargs(args, _recipe(args, load_task_recipe(args, COMMAND)), model)
+
+    ctx = kwargs('--model', 'hrnet_w48_seg_pascal_context')
+    assert (ctx['crop_size'], ctx['base_size'], ctx['combine'], ctx['windows'], ctx['flip']) == (
+        (520, 520), 520, 'official', None, True)
+    assert len(ctx['scales']) == 7 and ctx['resize_to'] is None
+    lip = kwargs('--model', 'hrnet_w48_seg_lip', '--combine', 'softmax', '--windows', 'cityscapes')
+    assert (lip['resize_to'], lip['crop_size'], lip['combine'], lip['windows']) == (
+        (473, 473), (473, 473), 'softmax', 'cityscapes')
+    assert lip['flip_pairs'] == [[14, 15]]
+    cs = kwargs('--model', 'hrnet_w48_seg_cityscapes', '--scales', '0.5', '1.75')
+    assert (cs['crop_size'], cs['base_size'], cs['scales'], cs['flip']) == ((1024, 2048), None, (0.5, 1.75), False)

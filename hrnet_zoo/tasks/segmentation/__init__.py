@@ -3,8 +3,8 @@
 The named models (:mod:`.specs`, e.g. ``hrnet_w48_seg_cityscapes``) are attributes of this
 package and :func:`hrnet_zoo.create_model` names. Rooms: ``specs`` (the model table), ``models``
 (+ ``ocr``), ``data`` (datasets) and ``transforms`` (paired image/mask transforms), ``loss``,
-``metrics`` (mIoU), ``evaluate`` (multi-scale / flip / sliding-window), ``training`` (engine glue);
-``python -m hrnet_zoo.tasks.segmentation train|eval|predict``.
+``metrics`` (mIoU), ``evaluate`` (the official test protocol: multi-scale, flip, windows),
+``training`` (engine glue); ``python -m hrnet_zoo.tasks.segmentation train|eval|predict``.
 """
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ Examples::
     # Cityscapes, the official recipe (SGD, lr 0.01, poly 0.9, wd 5e-4, 512x1024 crops, 484 epochs)
     torchrun --nproc_per_node 4 -m hrnet_zoo.tasks.segmentation train --model hrnet_w48_seg_cityscapes \\
         --root /data/cityscapes --weights-backbone imagenet --out-dir runs/cs
+    # the official test protocol (evaluate.py): --combine softmax / --windows base for the alternatives
     python -m hrnet_zoo.tasks.segmentation eval --model hrnet_w48_seg_cityscapes --checkpoint runs/cs/best.pth \\
         --root /data/cityscapes --scales 0.5 0.75 1 1.25 1.5 1.75 --flip-test
     python -m hrnet_zoo.tasks.segmentation predict --model hrnet_w48_seg_cityscapes \\
@@ -29,7 +30,7 @@ from ..drawing import save_png
 from . import load_official_checkpoint
 from .data import (CITYSCAPES_CLASS_WEIGHTS, CityscapesList, CityscapesTorchvision, ImageMaskFolder, SyntheticShapes,
                    colorize, overlay, read_image)
-from .evaluate import evaluate, predict
+from .evaluate import COMBINES, WINDOWS, evaluate, predict
 from .training import fit, loss_from_recipe
 from .transforms import Normalize, eval_transforms, train_transforms
 
@@ -51,6 +52,14 @@ def add_arguments(g: argparse._ArgumentGroup, command: str) -> None:
                    help="test scales (default: the recipe's eval.scales)")
     g.add_argument('--eval-crop', type=int, nargs=2, default=None, metavar=('H', 'W'),
                    help="sliding-window test with this crop (default: the recipe's eval.crop_size)")
+    g.add_argument('--combine', default=None, choices=COMBINES,
+                   help="how flip / windows / scales are combined: official (exp of the flip-averaged logits, "
+                        "summed over scales, as HRNet-Semantic-Segmentation) or softmax (averaged probabilities); "
+                        "default: the recipe's eval.combine")
+    g.add_argument('--windows', default=None, choices=WINDOWS,
+                   help="multi-scale window rule: cityscapes (whole image at scales <= 1, crop-sized windows "
+                        "stepped by a full crop above) or base (windows every 2/3 crop, black padding); "
+                        "default: the recipe's eval.windows, else the model's (cityscapes for Cityscapes models)")
     g.add_argument('--flip', dest='flip_test', action='store_const', const=True, default=None,
                    help=argparse.SUPPRESS)  # old spelling of --flip-test
     if command == 'predict':
@@ -125,10 +134,16 @@ def _datasets(args: argparse.Namespace, recipe: Recipe, model, train: bool):
     return tr, val
 
 
-def _eval_kwargs(recipe: Recipe, flip: bool, model) -> dict:
-    crop = recipe.eval.get('crop_size')
-    return dict(scales=tuple(recipe.eval.get('scales', [1.0])), flip=flip, crop_size=tuple(crop) if crop else None,
-                flip_pairs=model.pretrained_cfg.get('flip_pairs', ()))
+def _eval_kwargs(args: argparse.Namespace, recipe: Recipe, model) -> dict:
+    """:func:`.evaluate.predict`'s protocol from the recipe's ``eval`` section (``scales``,
+    ``crop_size``, ``combine``, ``windows``, ``base_size``, ``resize_to``) and the flags."""
+    ev = recipe.eval
+    crop, resize = ev.get('crop_size'), ev.get('resize_to')
+    return dict(scales=tuple(ev.get('scales', [1.0])), flip=cli.flip_test(args, recipe),
+                crop_size=tuple(crop) if crop else None, flip_pairs=model.pretrained_cfg.get('flip_pairs', ()),
+                combine=getattr(args, 'combine', None) or ev.get('combine', 'official'),
+                windows=getattr(args, 'windows', None) or ev.get('windows'), base_size=ev.get('base_size'),
+                resize_to=tuple(resize) if resize else None)
 
 
 def cmd_train(args: argparse.Namespace, recipe: Recipe) -> dict:
@@ -145,7 +160,7 @@ def cmd_train(args: argparse.Namespace, recipe: Recipe) -> dict:
     config = cli.train_config(args, recipe, **run)
     result = fit(model, train_set, criterion, val_set=val_set, config=config,
                  aux_weight=float(recipe.data.get('aux_weight', 0.4)),
-                 eval_kwargs=dict(_eval_kwargs(recipe, cli.flip_test(args, recipe), model),
+                 eval_kwargs=dict(_eval_kwargs(args, recipe, model),
                                   batch_size=cli.batch_size(args, recipe)))
     return cli.print_json(fit_summary(result))
 
@@ -157,7 +172,7 @@ def cmd_eval(args: argparse.Namespace, recipe: Recipe) -> dict:
     _, val_set = _datasets(args, recipe, model, train=False)
     metrics = evaluate(model, val_set, model.num_classes, batch_size=cli.batch_size(args, recipe), device=device,
                        num_workers=args.workers, ignore_index=recipe.data['ignore_index'],
-                       **_eval_kwargs(recipe, cli.flip_test(args, recipe), model))
+                       **_eval_kwargs(args, recipe, model))
     return cli.print_json(metrics)
 
 
@@ -170,8 +185,8 @@ def cmd_predict(args: argparse.Namespace, recipe: Recipe) -> list:
     for path in args.image:
         raw = read_image(path)
         x, _ = Normalize()(raw, torch.zeros(raw.shape[-2:], dtype=torch.long))
-        probs = predict(model, x[None].to(device), **_eval_kwargs(recipe, cli.flip_test(args, recipe), model))
-        labels = probs[0].argmax(0).cpu()
+        scores = predict(model, x[None].to(device), **_eval_kwargs(args, recipe, model))
+        labels = scores[0].argmax(0).cpu()
         stem = Path(path).stem
         written += [save_png(colorize(labels, model.num_classes), str(out_dir / f'{stem}_mask.png')),
                     save_png(overlay(raw, labels, model.num_classes), str(out_dir / f'{stem}_overlay.png'))]

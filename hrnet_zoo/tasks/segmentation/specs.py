@@ -30,6 +30,9 @@ CROPS = {'cityscapes': (512, 1024), 'pascal_context': (520, 520), 'lip': (473, 4
 CLASSES = {'cityscapes': 19, 'pascal_context': 59, 'lip': 20}
 # LIP's left/right parts (arms 14/15, legs 16/17, shoes 18/19), swapped by the official lip.py on flips
 FLIP_PAIRS = {'lip': ((14, 15), (16, 17), (18, 19))}
+# the official test windows of each dataset (evaluate.WINDOWS): Cityscapes overrides
+# BaseDataset.multi_scale_inference (whole image at scales <= 1, full-crop steps above)
+TEST_WINDOWS = {'cityscapes': 'cityscapes'}
 
 
 def official(filename: str) -> OfficialCheckpoint:
@@ -43,13 +46,14 @@ def miou(dataset: str, value: float, evaluation: str, source: str = README_OCR) 
 def seg_spec(trunk: str, dataset: str, head: str = 'v2', file: Optional[str] = None, metrics: Optional[dict] = None,
              input_size: Optional[Tuple[int, int]] = None, description: str = '') -> TaskModelSpec:
     """One named model: ``<trunk>[_ocr]_seg_<dataset>``; OCR uses the official OCR configs'
-    ``ALIGN_CORNERS: True``, the HRNetV2 configs ``False``."""
+    ``ALIGN_CORNERS: True``, the HRNetV2 configs ``False``; ``test_windows`` (in ``pretrained_cfg``)
+    is the dataset's official multi-scale window rule (:data:`TEST_WINDOWS`, else ``'base'``)."""
     ocr = head == 'v2_ocr'
     return TaskModelSpec(
         name=f'{trunk}{"_ocr" if ocr else ""}_seg_{dataset}', task='segmentation', trunk=trunk, head=head,
         num_outputs=CLASSES[dataset], input_size=input_size or CROPS[dataset], dataset=dataset,
         flip_pairs=FLIP_PAIRS.get(dataset, ()), official=official(file) if file else None, key_map=OFFICIAL_KEY_MAP, metrics=metrics or {},
-        options={'align_corners': ocr},
+        options={'align_corners': ocr, 'test_windows': TEST_WINDOWS.get(dataset, 'base')},
         description=description or f'HRNetV2{"+OCR" if ocr else ""}-{trunk[len("hrnet_"):].upper()} semantic '
                                    f'segmentation, {dataset} {CLASSES[dataset]} classes')
 
