@@ -73,7 +73,31 @@ def test_registry_lists_every_task_and_filters():
         get_model_spec('resnet50')
 
 
+def _architecture(name: str) -> tuple:
+    """What decides how a model builds and runs: names that differ only in their weights' dataset,
+    output count or codec (e.g. mmpose's COCO / MPII / animal checkpoints of one trunk and head)
+    share it, and one of them stands for all in the full contract test."""
+    spec = get_model_spec(name)
+    return spec.task, spec.trunk, spec.head, tuple(spec.input_size), tuple(sorted(spec.options.items()))
+
+
+# every name gets the cheap contract; one name per architecture (the first registered) the full one
+FULL = list({_architecture(n): n for n in reversed(NAMES)}.values())[::-1]
+
+
 @pytest.mark.parametrize('name', NAMES)
+def test_every_name_has_a_complete_spec_config_and_entry(name, hubconf):
+    spec, task = get_model_spec(name), _task(name)
+    cfg = spec.pretrained_cfg()
+    missing = [k for k in REQUIRED_CFG if k not in cfg]
+    assert not missing, f'{name}: pretrained_cfg lacks {missing}'
+    assert cfg['architecture'] == name and cfg['task'] == task and cfg[spec.output_arg] == spec.num_outputs
+    assert len(cfg['input_size']) == 3 and len(cfg['mean']) == 3 and len(cfg['std']) == 3
+    assert (spec.codec is not None) == (task in ('pose', 'landmarks')), f'{name}: codec {spec.codec!r}'
+    assert callable(getattr(hubconf, name, None)) or task == 'classification' and callable(hubconf.hrnet)
+
+
+@pytest.mark.parametrize('name', FULL)
 def test_model_contract(name, tmp_path, hubconf):
     task = _task(name)
     model = _build(name)
