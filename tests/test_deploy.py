@@ -564,3 +564,16 @@ def test_auto_prefers_the_more_precise_of_near_ties(monkeypatch):
     if 'openvino bfloat16' in deployed.auto_candidates:
         assert 'kept over openvino bfloat16' in deployed.reason
     assert deployed.auto_timings['onnxruntime'] == 0.50 and deployed.auto_timings['eager'] <= 1.0
+
+
+def test_check_close_cosine_ignores_negligible_outputs():
+    # a random-weight network's outputs can be ~1e-7 everywhere: a difference of 7e-8 has a cosine of
+    # ~0, yet is 7e-8 / max(|ref|, 1) = 7e-8 << NEGLIGIBLE (1e-4) of the output scale: it passes; the
+    # same cosine on a real-sized output (difference 0.5 at scale 1) still fails
+    from hrnet_zoo.deploy.folding import NEGLIGIBLE, check_close
+    assert NEGLIGIBLE == 1e-4
+    ref = nn.Identity()
+    tiny = torch.full((1, 8), 1e-7)
+    check_close(ref, lambda x: -0.0 * x + torch.randn_like(x) * 1e-7, tiny, 'tiny', rtol=None, min_cosine=0.95)
+    with pytest.raises(RuntimeError, match='cosine similarity'):
+        check_close(ref, lambda x: x.flip(-1) - 0.5, torch.linspace(0, 1, 8)[None], 'real', rtol=None, min_cosine=0.95)
