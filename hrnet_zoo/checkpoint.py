@@ -102,6 +102,9 @@ def numpy_safe_globals() -> List[Any]:
     for fn in (multiarray._reconstruct, multiarray.scalar):
         allowed += [fn, (fn, f'numpy.core.multiarray.{fn.__name__}'), (fn, f'numpy._core.multiarray.{fn.__name__}')]
     allowed += [type(np.dtype(getattr(np, t))) for t in _NUMPY_DTYPES]
+    # an empty array's data under pickle protocol 2 is bytes(): mmpose 1.x face / hand files keep
+    # sigmas and skeleton_link_colors of shape (0,) (WFLW has neither)
+    allowed.append(bytes)
     return allowed
 
 

@@ -20,7 +20,8 @@ SMALL_RCNN = dict(rpn_pre_nms_top_n_train=200, rpn_post_nms_top_n_train=100, rpn
                   rpn_post_nms_top_n_test=50, box_batch_size_per_image=64, box_detections_per_img=20)
 SMALL_DENSE = dict(topk_candidates=100, detections_per_img=20)
 NAMES = ('fasterrcnn_hrnetv2p_w18', 'fasterrcnn_hrnetv2p_w32', 'fasterrcnn_hrnetv2p_w40', 'maskrcnn_hrnetv2p_w32',
-         'retinanet_hrnetv2p_w32', 'fcos_hrnetv2p_w32')
+         'retinanet_hrnetv2p_w32', 'fcos_hrnetv2p_w32',
+         'maskrcnn_hrnetv2p_w18', 'maskrcnn_hrnetv2p_w40', 'fcos_hrnetv2p_w18', 'fcos_hrnetv2p_w40')  # mmdet widths
 
 
 def small_detector(kind, **kw):
@@ -68,8 +69,10 @@ def test_public_builders():
     for name in ('fasterrcnn_hrnetv2p_w18', 'fasterrcnn_hrnetv2p_w32', 'fasterrcnn_hrnetv2p_w40',
                  'maskrcnn_hrnetv2p_w32', 'retinanet_hrnetv2p_w32', 'fcos_hrnetv2p_w32'):
         assert name in hrnet_zoo.list_models() and callable(getattr(det, name))
-    with pytest.raises(ValueError, match='no detection weights'):
-        det.fasterrcnn_hrnetv2p_w18(pretrained=True)
+    with pytest.raises(ValueError, match='no detection weights'):  # no mmdetection file either
+        det.retinanet_hrnetv2p_w32(pretrained=True)
+    # mmdetection's files are records (trunk + HRFPN only: tests/test_hub_openmmlab.py), none for RetinaNet
+    assert hrnet_zoo.hub.record_for_model('fasterrcnn_hrnetv2p_w18').name == 'fasterrcnn_hrnetv2p_w18.mmdet_2x'
     with pytest.raises(ValueError, match='background'):
         det.build_detector('fasterrcnn', 'hrnet_w18_small', num_classes=1)
 
@@ -80,13 +83,17 @@ def test_spec_table_is_the_official_one():
     assert {n: s.trunk for n, s in specs.items()} == {
         'fasterrcnn_hrnetv2p_w18': 'hrnet_w18', 'fasterrcnn_hrnetv2p_w32': 'hrnet_w32',
         'fasterrcnn_hrnetv2p_w40': 'hrnet_w40', 'maskrcnn_hrnetv2p_w32': 'hrnet_w32',
-        'retinanet_hrnetv2p_w32': 'hrnet_w32', 'fcos_hrnetv2p_w32': 'hrnet_w32'}
+        'retinanet_hrnetv2p_w32': 'hrnet_w32', 'fcos_hrnetv2p_w32': 'hrnet_w32',
+        'maskrcnn_hrnetv2p_w18': 'hrnet_w18', 'maskrcnn_hrnetv2p_w40': 'hrnet_w40', 'fcos_hrnetv2p_w18': 'hrnet_w18',
+        'fcos_hrnetv2p_w40': 'hrnet_w40'}
     for s in specs.values():
         assert (s.task, s.num_outputs, s.input_size, s.official, s.dataset) == ('detection', 91, (800, 1333), None, 'coco')
         assert hrnet_zoo.get_model_spec(s.name) is s and s.head == 'v2p_' + s.options['detector']
     aps = {n: s.metrics.get('bbox_AP') for n, s in specs.items()}
     assert aps == {'fasterrcnn_hrnetv2p_w18': 36.1, 'fasterrcnn_hrnetv2p_w32': 39.5, 'fasterrcnn_hrnetv2p_w40': 40.4,
-                   'maskrcnn_hrnetv2p_w32': None, 'retinanet_hrnetv2p_w32': None, 'fcos_hrnetv2p_w32': None}
+                   'maskrcnn_hrnetv2p_w32': None, 'retinanet_hrnetv2p_w32': None, 'fcos_hrnetv2p_w32': None,
+                   'maskrcnn_hrnetv2p_w18': None, 'maskrcnn_hrnetv2p_w40': None, 'fcos_hrnetv2p_w18': None,
+                   'fcos_hrnetv2p_w40': None}  # mmdetection's figures are the records' (its heads, not these)
     assert 'mmdetection heads' in specs['fasterrcnn_hrnetv2p_w32'].metrics['source']
     assert specs['fasterrcnn_hrnetv2p_w32'].metrics['split'] == 'val2017'
 

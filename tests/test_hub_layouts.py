@@ -63,7 +63,8 @@ def test_timm_and_official_layouts():
     assert get_layout('official').key_map is None  # each model's own official key map
     assert get_layout('mmpose').generation == '1.x' and get_layout('mmpose', '0.x').generation == '0.x'
     assert LAYOUT_NAMES == ('timm', 'official', 'mmpose', 'mmdet', 'mmseg', 'mmpretrain')
-    assert all(layout.tasks == () for layout in LAYOUTS if layout.name in ('mmseg', 'mmpretrain'))  # no model yet
+    assert get_layout('mmseg').tasks == ('segmentation',) and get_layout('mmpretrain').tasks == ('classification',)
+    assert get_layout('mmpretrain').zero_fill and not get_layout('mmseg').zero_fill  # test_hub_openmmlab.py
     with pytest.raises(KeyError, match='unknown layout'):
         get_layout('paddle')
 
@@ -106,7 +107,10 @@ def test_models_that_fit_by_trunk_and_head():
     mmpose = read_source({('head.' + k if k.startswith('final_layer') else 'backbone.' + k): v
                           for k, v in _state('hrnet_pose').items()})
     assert mmpose.layout.label == 'mmpose 1.x'
-    assert models_that_fit(mmpose) == ['hrnet_w32_pose_coco_256x192', 'hrnet_w32_pose_coco_384x288', 'hrnet_pose']
+    fits = models_that_fit(mmpose)  # the official + generic specs first, then mmpose's 17-keypoint W32 specs
+    assert fits[:3] == ['hrnet_w32_pose_coco_256x192', 'hrnet_w32_pose_coco_384x288', 'hrnet_pose']
+    assert 'hrnet_w32_animal_ap10k_256x256' in fits and 'hrnet_w48_pose_coco_256x192_dark' not in fits
+    assert 'hrnet_w32_pose_coco_256x192_udp_regress' not in fits  # 51 maps (3 per keypoint), not 17
     face = read_source({'module.' + k: v for k, v in _state('hrnet_w18_face_aflw').items()})
     assert 'hrnet_w18_face_aflw' in models_that_fit(face) and 'hrnet_w18_face_wflw' not in models_that_fit(face)
     small = read_source({'backbone.' + k if not k.startswith('final_layer') else 'keypoint_head.' + k: v
@@ -122,13 +126,13 @@ def test_a_file_of_another_layout_or_model_is_a_clear_error():
         hrnet_zoo.create_model('hrnet_w18_small', checkpoint_path=mmpose)
     assert str(err.value).startswith('<state_dict> is an mmpose 1.x checkpoint (backbone.* + head.*: an mmpose 1.x '
                                      'top-down heatmap model); hrnet_w18_small is a classification model, which '
-                                     'takes timm, official. It fits: hrnet_w32_pose_coco_256x192')
+                                     'takes timm, official, mmpretrain. It fits: hrnet_w32_pose_coco_256x192')
     with pytest.raises(WeightsError, match='(?s)predicts 17 landmarks.*num_landmarks=17.*It fits: hrnet_w32_pose_coco'):
         hrnet_zoo.create_model('hrnet_w18_face_aflw', arch='hrnet_w32', checkpoint_path=mmpose)
     mmseg = {'backbone.conv1.weight': ONE, 'decode_head.conv_seg.weight': ONE}
-    with pytest.raises(WeightsError, match=r'is an mmseg checkpoint .*which takes official\. No model of hrnet-zoo '
-                                           r'takes the mmseg layout yet'):
-        hrnet_zoo.create_model('hrnet_w18_small_seg_cityscapes', checkpoint_path=mmseg)
+    with pytest.raises(WeightsError, match=r'is an mmseg checkpoint .*hrnet_w18_small is a classification model, '
+                                           r'which takes timm, official, mmpretrain\.'):
+        hrnet_zoo.create_model('hrnet_w18_small', checkpoint_path=mmseg)
 
 
 def test_layouts_is_a_leaf():

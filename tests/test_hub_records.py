@@ -29,10 +29,11 @@ def _manifest(tmp_path, monkeypatch, *records):
 def test_every_record_names_its_source_layout_and_license():
     for r in hub.list_records():
         assert r.layout in hub.LAYOUT_NAMES and r.source['layout'] == r.layout, r.name
-        assert r.license == 'mit', r.name  # every record so far converts an official (MIT) file
+        assert r.license == ('mit' if r.layout in ('official', 'timm') else 'apache-2.0'), r.name  # OpenMMLab's
         assert (r.codec is not None) == (r.task in ('pose', 'landmarks')), r.name
-    assert hub.list_records(layout='official') == hub.list_records()
-    assert hub.list_records(layout='mmpose') == [] and len(hub.list_records('pose', 'official')) == 4
+    assert len(hub.list_records('pose', 'official')) == 4
+    # mmpose: every catalogued top-down checkpoint (95 pose, 10 face; bottom-up aside), tests/test_hub_mmpose.py
+    assert len(hub.list_records('pose', 'mmpose')) == 95 and len(hub.list_records('landmarks', 'mmpose')) == 10
 
 
 def test_source_layout_and_codec_are_validated(tmp_path):
@@ -78,10 +79,11 @@ def test_record_for_file_and_convert_without_arch(tmp_path, monkeypatch, capsys)
 
 def test_list_by_source_layout(capsys):
     code, text, err = run(capsys, 'list', '--source', 'official', '--task', 'pose', '--json')
-    assert code == 0 and {r['name'] for r in json.loads(text)} == {r.name for r in hub.list_records('pose')}
+    assert code == 0 and {r['name'] for r in json.loads(text)} == {r.name for r in hub.list_records('pose', 'official')}
     code, text, err = run(capsys, 'list', '--source', 'official')
     assert code == 0 and 'hrnet_w32.ms_in1k' in text and 'pose:' in text
-    code, text, err = run(capsys, 'list', '--source', 'mmpose')
-    assert code == 0 and text.strip() == 'no records converted from the mmpose layout'
+    code, text, err = run(capsys, 'list', '--source', 'mmpose', '--task', 'landmarks', '--json')
+    assert code == 0 and {r['name'] for r in json.loads(text)} == {r.name for r in hub.list_records('landmarks', 'mmpose')}
+    assert len(json.loads(text)) == 10 and 'hrnet_w18_face_wflw_msra.mmpose' in text
     with pytest.raises(SystemExit):
         main(['list', '--source', 'paddle'])

@@ -1,6 +1,8 @@
 """Official-format landmark CSV dataset: crops, targets that decode back to the landmarks, augmentation, errors."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -86,3 +88,25 @@ def test_face_codec_targets_decode_back(tmp_path, codec):
     assert inside.sum() > 30
     err = np.abs(pts - batch['landmarks'].numpy()) - cast
     assert (err[inside] <= (0.5 * px_per_heatmap + 1e-4).repeat(19, 1)[inside]).all()
+
+
+def test_mmpose_face_json_center_scale_and_wholebody_faces(tmp_path):
+    from hrnet_zoo.tasks.landmarks.data import read_landmark_json
+    pts = [[10.0, 20.0, 2], [30.0, 40.0, 0], [50.0, 60.0, 1]]
+    data = {'images': [{'id': 7, 'file_name': 'a.jpg'}],
+            'annotations': [  # WFLW / 300W style (AFLW adds box_size), then COCO-WholeBody's face fields
+                {'id': 1, 'image_id': 7, 'center': [40.0, 50.0], 'scale': 0.4, 'box_size': 80.0,
+                 'keypoints': [v for p in pts for v in p]},
+                {'id': 2, 'image_id': 7, 'face_box': [10.0, 20.0, 60.0, 40.0], 'face_valid': True,
+                 'face_kpts': [v for p in pts for v in p]},
+                {'id': 3, 'image_id': 7, 'face_box': [0, 0, 1, 1], 'face_valid': False, 'face_kpts': [0.0] * 9}]}
+    path = tmp_path / 'faces.json'
+    path.write_text(json.dumps(data))
+    rows = read_landmark_json(str(path), 3)
+    assert len(rows) == 2 and rows[0]['name'] == 'a.jpg' and rows[0]['box_size'] == 80.0
+    assert rows[0]['scale'] == 0.4 and rows[0]['center'].tolist() == [40.0, 50.0]
+    assert rows[0]['visible'].tolist() == [True, False, True]   # flag 0: left out of NME
+    # the face box's centre (10 + 30, 20 + 20) and its longer side 60 / 200 as the scale
+    assert rows[1]['center'].tolist() == [40.0, 40.0] and rows[1]['scale'] == pytest.approx(0.3)
+    with pytest.raises(ValueError, match='has 3 landmarks, the model 5'):
+        read_landmark_json(str(path), 5)

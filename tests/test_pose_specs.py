@@ -10,7 +10,7 @@ import torch
 
 import hrnet_zoo
 from hrnet_zoo.tasks import pose
-from hrnet_zoo.tasks.pose.specs import COCO_FLIP_PAIRS, SPECS
+from hrnet_zoo.tasks.pose.specs import COCO_FLIP_PAIRS, MMPOSE_SPECS, SPECS
 from hrnet_zoo.train.recipes import load_recipe
 
 OFFICIAL_AP = {'hrnet_w32_pose_coco_256x192': 74.4, 'hrnet_w32_pose_coco_384x288': 75.8,
@@ -19,7 +19,8 @@ OFFICIAL_AP = {'hrnet_w32_pose_coco_256x192': 74.4, 'hrnet_w32_pose_coco_384x288
 
 def test_spec_table():
     by_name = {s.name: s for s in SPECS}
-    assert set(by_name) == set(OFFICIAL_AP) | {'hrnet_pose'} == set(hrnet_zoo.list_models(task='pose'))
+    mmpose = {s.name for s in MMPOSE_SPECS}  # mmpose's models: tests/test_pose_mmpose.py
+    assert set(by_name) == set(OFFICIAL_AP) | {'hrnet_pose'} | mmpose == set(hrnet_zoo.list_models(task='pose'))
     for name, ap in OFFICIAL_AP.items():
         s = by_name[name]
         trunk, size = name.split('_pose_coco_')

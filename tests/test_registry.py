@@ -78,7 +78,11 @@ def _architecture(name: str) -> tuple:
     output count or codec (e.g. mmpose's COCO / MPII / animal checkpoints of one trunk and head)
     share it, and one of them stands for all in the full contract test."""
     spec = get_model_spec(name)
-    return spec.task, spec.trunk, spec.head, tuple(spec.input_size), tuple(sorted(spec.options.items()))
+    # a segmentation network is fully convolutional: its training crop (input_size) builds nothing
+    size = None if spec.task == 'segmentation' else tuple(spec.input_size)
+    # keypoint_set only describes the outputs (names, flip pairs): it builds nothing
+    return spec.task, spec.trunk, spec.head, size, tuple(sorted((k, v) for k, v in spec.options.items()
+                                                               if k != 'keypoint_set'))
 
 
 # every name gets the cheap contract; one name per architecture (the first registered) the full one
@@ -118,7 +122,8 @@ def test_model_contract(name, tmp_path, hubconf):
         assert out.shape == (1, n) and spec.trunk == name
     else:
         if task in ('pose', 'landmarks'):
-            assert out.shape == (1, n, -(-h // 4), -(-w // 4))
+            maps = n * spec.options.get('maps_per_keypoint', 1)  # mmpose's combined targets: 3 per keypoint
+            assert out.shape == (1, maps, -(-h // 4), -(-w // 4))
         elif task == 'segmentation':
             assert out.shape == (1, n, h, w)
         else:
@@ -147,7 +152,10 @@ def test_model_contract(name, tmp_path, hubconf):
     for got, want in zip(_flat(_outputs(deployed, x)), _flat(out), strict=True):
         # random weights give outputs of any magnitude: compare relative to the output's scale
         err = (got.float() - want.float()).abs().max().item()
-        assert err <= 1e-4 * want.abs().max().item() + 1e-5, f'{name}: deploy changed outputs by {err}'
+        # OCR's softmaxes (over positions, over regions) see random-weight logits of ~1e2 and turn the
+        # folding's float rounding into up to ~1e-3 of the output (seed-dependent): deploy's own bound
+        rtol = 1e-3 if get_model_spec(name).head == 'v2_ocr' else 1e-4
+        assert err <= rtol * want.abs().max().item() + 1e-5, f'{name}: deploy changed outputs by {err}'
 
 
 def test_the_table_does_not_import_the_hub():

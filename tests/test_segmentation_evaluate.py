@@ -13,8 +13,8 @@ from torch import nn
 
 import hrnet_zoo
 from hrnet_zoo.tasks.segmentation.data import SyntheticShapes
-from hrnet_zoo.tasks.segmentation.evaluate import (evaluate, predict, scaled_size, sliding_window, swap_channels,
-                                                   window_boxes)
+from hrnet_zoo.tasks.segmentation.evaluate import (MMSEG_TESTS, evaluate, mmseg_size, predict, scaled_size,
+                                                   sliding_window, swap_channels, window_boxes)
 from hrnet_zoo.tasks.segmentation.transforms import eval_transforms
 
 from conftest import randomize_bn
@@ -128,7 +128,7 @@ def test_base_windows_step_two_thirds_of_a_crop_and_are_padded():
         (0, 1024, 0, 2048), (0, 1024, 1365, 2560), (682, 1280, 0, 2048), (682, 1280, 1365, 2560)]
     assert window_boxes(300, 400, (473, 473)) == ((473, 473), [(0, 473, 0, 473)])  # within one crop: padded
     with pytest.raises(ValueError, match='windows must be one of'):
-        window_boxes(10, 10, (5, 5), 'slide')
+        window_boxes(10, 10, (5, 5), 'tiles')
 
 
 def test_cityscapes_rule_runs_whole_images_up_to_scale_1_then_windows():
@@ -230,3 +230,49 @@ def test_evaluate_gives_the_miou_of_the_predictions():
     assert set(out) >= {'miou', 'pixel_acc', 'mean_acc', 'iou/background'} and 0 <= out['miou'] <= 1
     assert out == evaluate(model, val, 3, batch_size=4)  # one confusion matrix over the whole set
     assert out == evaluate(model, val, 3, combine='softmax')  # one scale, no flip: the same argmax
+
+
+# ---------------------------------------------------------------- mmseg's protocol (protocol='mmseg')
+def test_mmseg_keep_ratio_resize():
+    # mmcv rescale_size: f = min(long / max(h, w), short / min(h, w)); each side int(side * f + 0.5)
+    assert mmseg_size(1024, 2048, (2048, 1024)) == (1024, 2048)  # Cityscapes at its test scale: f = 1
+    assert mmseg_size(1024, 2048, (2048, 1024), 0.75) == (768, 1536)  # ratio 0.75: scale (1536, 768), f = 0.75
+    assert mmseg_size(375, 500, (2048, 512)) == (512, 683)  # VOC: f = min(4.096, 512/375); 500 * 1.3653 = 682.67
+    assert mmseg_size(375, 500, (2048, 512), 0.5) == (256, 341)  # scale (1024, 256): f = 256/375; 341.33
+    assert mmseg_size(375, 500, (520, 520)) == (390, 520)  # PASCAL-Context: f = min(520/500, 520/375) = 1.04
+
+
+def test_mmseg_slide_windows():
+    # slide_inference: h_grids = max(390 - 480 + 320 - 1, 0) // 320 + 1 = 1; w_grids = (520 - 480 + 319) // 320 + 1 = 2;
+    # a window ends at min(start + crop, side) and starts max(end - crop, 0): x 320 -> 520, start 40; never padded
+    assert window_boxes(390, 520, (480, 480), 'slide', (320, 320)) == ((390, 520), [(0, 390, 0, 480), (0, 390, 40, 520)])
+    assert window_boxes(30, 40, (480, 480), 'whole') == ((30, 40), [(0, 30, 0, 40)])
+
+
+def test_mmseg_tests_per_dataset():
+    assert (MMSEG_TESTS['cityscapes'].scale, MMSEG_TESTS['cityscapes'].mode) == ((2048, 1024), 'whole')
+    assert MMSEG_TESTS['ade20k'].scale == MMSEG_TESTS['voc12aug'].scale == (2048, 512)
+    pc = MMSEG_TESTS['pascal_context']
+    assert (pc.scale, pc.mode, pc.crop_size, pc.stride) == ((520, 520), 'slide', (480, 480), (320, 320))
+    assert hrnet_zoo.get_model_spec('hrnet_w48_seg_pascal_context_mmseg').dataset in MMSEG_TESTS
+
+
+def test_mmseg_protocol_averages_softmax_over_resized_views():
+    model = _PixelModel(pretrained_cfg={'test_protocol': 'mmseg', 'dataset': 'cityscapes'}).eval()
+    x = torch.randn(1, 3, 36, 48)
+    got = predict(model, x, scales=(1.0, 0.5), flip=True, test_scale=(96, 72))
+    # ratio 1: scale (96, 72), f = 2 -> 72x96; ratio 0.5: (48, 36), f = 1 -> 36x48; each view also mirrored
+    assert [tuple(i.shape[-2:]) for i in model.inputs] == [(72, 96)] * 2 + [(36, 48)] * 2
+    up = F.interpolate(x, (72, 96), mode='bilinear', align_corners=False)
+    back = F.interpolate(model.conv(up), (36, 48), mode='bilinear', align_corners=False)
+    want = 0.5 * (back.softmax(1) + model.conv(x).softmax(1))  # a pixelwise model: mirrored views are the same
+    assert torch.allclose(got, want, atol=1e-6)
+    # slide windows average logits (mmseg: preds / count_mat): for a pixelwise model the whole image's
+    slid = predict(model, x, test_scale=(48, 36), crop_size=(16, 16), stride=(12, 12))
+    assert torch.allclose(slid, model.conv(x).softmax(1), atol=1e-6)
+    with pytest.raises(ValueError, match="protocol='mmseg' combines"):
+        predict(model, x, combine='official')
+    with pytest.raises(ValueError, match="pass protocol='mmseg'"):
+        predict(model, x, protocol='official', windows='whole')
+    with pytest.raises(ValueError, match='no mmseg test protocol for dataset'):
+        predict(_PixelModel(pretrained_cfg={'test_protocol': 'mmseg'}), x)

@@ -12,7 +12,7 @@ import hrnet_zoo
 from hrnet_zoo import checkpoint
 from hrnet_zoo.tasks import segmentation as seg
 from hrnet_zoo.tasks.segmentation import SPECS, load_official_checkpoint
-from hrnet_zoo.tasks.segmentation.specs import OFFICIAL_KEY_MAP
+from hrnet_zoo.tasks.segmentation.specs import MMSEG_SPECS, OFFICIAL_KEY_MAP
 
 from conftest import randomize_bn
 
@@ -35,8 +35,9 @@ def _meta(name, **kwargs):
 
 def test_every_name_is_registered_and_an_attribute():
     assert tuple(s.name for s in SPECS) == NAMES
-    assert sorted(hrnet_zoo.list_models(task='segmentation')) == sorted(NAMES)
-    for name in NAMES:
+    mmseg = tuple(s.name for s in MMSEG_SPECS)  # test_segmentation_mmseg.py
+    assert sorted(hrnet_zoo.list_models(task='segmentation')) == sorted(NAMES + mmseg)
+    for name in NAMES + mmseg:
         assert getattr(seg, name).__name__ == name and name in dir(seg)
     with pytest.raises(AttributeError):
         seg.hrnet_w32_seg_nowhere

@@ -326,7 +326,7 @@ OFFICIAL_TASKS = ('pose', 'landmarks', 'segmentation')
 
 
 def test_every_official_task_checkpoint_has_one_record_agreeing_with_its_spec():
-    records = {r.name: r for r in W.list_records() if r.task != 'classification'}
+    records = {r.name: r for r in W.list_records(layout='official') if r.task != 'classification'}
     official = {n for n, s in TASK_SPECS.items() if s.official is not None and s.task in OFFICIAL_TASKS}
     assert official <= set(records), sorted(official - set(records))
     assert {'hrnet_w32_pose_coco_256x192', 'hrnet_w48_pose_coco_384x288', 'hrnet_w18_face_wflw', 'hrnet_w18_face_cofw',
@@ -385,9 +385,11 @@ def test_list_json_and_task_filter(capsys):
     assert code == 0 and len(rows) == len(W.load_manifest())
     for row in rows:
         assert {'name', 'task', 'hf_hub_id', 'sha256', 'size', 'metrics', 'num_params', 'gmacs'} <= set(row)
-    assert {r['task'] for r in rows} == {'classification', 'pose', 'landmarks', 'segmentation'}
-    code, text, err = run(capsys, 'list', '--json', '--task', 'pose')
+    assert {r['task'] for r in rows} == {'classification', 'pose', 'landmarks', 'segmentation', 'detection'}
+    code, text, err = run(capsys, 'list', '--json', '--task', 'pose', '--source', 'official')
     assert {r['task'] for r in json.loads(text)} == {'pose'} and len(json.loads(text)) == 4
+    code, text, err = run(capsys, 'list', '--json', '--task', 'pose')  # + mmpose's 95 top-down pose files
+    assert {r['task'] for r in json.loads(text)} == {'pose'} and len(json.loads(text)) == 4 + 95
     code, text, err = run(capsys, 'list', '--task', 'segmentation')
     assert 'hrnet_w48_ocr_seg_cityscapes' in text and 'miou 81.6' in text and 'hrnet_w32.ms_in1k' not in text
     code, text, err = run(capsys, 'list')
@@ -396,9 +398,9 @@ def test_list_json_and_task_filter(capsys):
 
 @pytest.mark.parametrize('task', OFFICIAL_TASKS)
 def test_readme_task_weights_tables_come_from_the_manifest(task):
-    table = weights_table(markdown=True, task=task)
+    table = weights_table(markdown=True, task=task, layout='official')  # OpenMMLab's: docs/openmmlab.md
     assert table in README.read_text(), \
-        f'README "Task weights" table is stale: paste `hrnet-zoo list --markdown --task {task}`'
+        f'README "Task weights" table is stale: paste `hrnet-zoo list --markdown --task {task} --source official`'
 
 
 def test_record_as_json_round_trips():

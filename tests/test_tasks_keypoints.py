@@ -11,12 +11,13 @@ from hrnet_zoo.tasks.keypoints import (KEYPOINT_SETS, KeypointSet, KeypointSetEr
                                        list_keypoint_sets, load_keypoint_set)
 
 NAMES = list_keypoint_sets()
-# (name, keypoints) of the 27 sets of issue 19 (COCO+AIC "combine": COCO 17 + head_top, neck)
+# (name, keypoints) of the 27 sets of issue 19 (COCO+AIC "combine": COCO 17 + head_top, neck) and ExLPose,
+# whose mmpose checkpoint is catalogued too (CrowdPose's 14 keypoints, head for top_head)
 SIZES = {'coco': 17, 'coco_aic': 19, 'mpii': 16, 'aic': 14, 'crowdpose': 14, 'posetrack18': 17, 'h36m': 17,
          'coco_wholebody': 133, 'halpe': 136, 'deepfashion_upper': 6, 'deepfashion_lower': 4,
          'deepfashion_full': 8, 'wflw': 98, '300w': 68, 'aflw': 19, 'cofw': 29, 'coco_wholebody_face': 68,
          'onehand10k': 21, 'rhd2d': 21, 'panoptic_hand2d': 21, 'coco_wholebody_hand': 21, 'ap10k': 17,
-         'animalpose': 20, 'macaque': 17, 'horse10': 22, 'atrw': 15, 'animal_kingdom': 23}
+         'animalpose': 20, 'macaque': 17, 'horse10': 22, 'atrw': 15, 'animal_kingdom': 23, 'exlpose': 14}
 
 
 def test_every_set_of_the_issue_is_packaged_with_its_size():
@@ -121,7 +122,8 @@ def test_metrics_as_the_configs_evaluate():
     assert first('coco_aic').keypoint_indices == tuple(range(17))
     assert first('coco_wholebody_face').norm_keypoints == (36, 45)
     assert {n for n in NAMES if first(n).metric == 'AP'} == {
-        'coco', 'coco_aic', 'aic', 'crowdpose', 'coco_wholebody', 'halpe', 'ap10k', 'animalpose', 'macaque', 'atrw'}
+        'coco', 'coco_aic', 'aic', 'crowdpose', 'coco_wholebody', 'halpe', 'ap10k', 'animalpose', 'macaque', 'atrw',
+        'exlpose'}
 
 
 def test_lookup_by_alias_and_errors():

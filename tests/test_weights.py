@@ -58,7 +58,7 @@ def converted(tmp_path_factory):
 
 # ---------------------------------------------------------------- manifest
 def test_manifest_records_agree_with_timm():
-    records = {r.name: r for r in W.list_records('classification')}  # task records: test_task_weights.py
+    records = {r.name: r for r in W.list_records('classification', 'official')}  # mmpretrain: test_hub_openmmlab.py
     assert len(records) == 12
     for r in records.values():
         assert r.name in timm.list_pretrained(f'{r.arch}.*'), r.name

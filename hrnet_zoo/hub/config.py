@@ -75,5 +75,7 @@ def write_config(model: nn.Module, spec: ModelSpec, folder: Path, record: Option
         config = _timm_config(model, path, record)
     else:
         config = task_config(model, spec, repo_id or (record.hf_hub_id if record else None), tag, model_args, part)
+        if record is not None:  # the weight's own license (an mmpose file of an official spec: apache-2.0)
+            config['license'] = record.license
     path.write_text(json.dumps(config, indent=2))
     return config

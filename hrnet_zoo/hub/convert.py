@@ -22,7 +22,7 @@ from ..checkpoint import WeightsError
 from ..tasks.registry import MODEL_SPECS, OUTPUT_KEYS, ModelSpec
 from .cards import model_card
 from .config import write_config
-from .loading import Source, load_source, map_source, read_source
+from .loading import Source, apply_record_codec, load_source, map_source, read_source
 from .records import WEIGHTS_FILE, WeightRecord, manifest_or_empty, record_for_file, record_for_model, sha256_file
 
 __all__ = ['convert', 'build_model', 'require_spec', 'write_folder', 'replace_folder']
@@ -133,6 +133,9 @@ def convert(checkpoint: os.PathLike, arch: Optional[str], out: os.PathLike, tag:
     if arch is None:
         found = _arch_from_file(checkpoint, manifest)
         arch, tag = found['arch'], tag or found['tag']
+    elif tag is None:  # --arch given: the tag of this file's record when it is one of arch's weights
+        found = record_for_file(checkpoint, manifest)
+        tag = (found.tag or None) if found is not None and found.arch == arch else None
     spec = require_spec(arch)
     model_args = dict(model_args or {})
     src = read_source(checkpoint)
@@ -147,10 +150,13 @@ def convert(checkpoint: os.PathLike, arch: Optional[str], out: os.PathLike, tag:
     except TypeError as e:
         raise WeightsError(f'{spec.name} does not take the model arguments {model_args}: {e}') from None
     load_source(model, src, spec, warn_part=False)  # the folder holds only that part, and its card says so
+    apply_record_codec(model, spec, src, tag)  # the codec of the file's record (mmpose 0.x / 1.x files differ)
     codec = (getattr(model, 'pretrained_cfg', None) or {}).get('codec')
     if codec != spec.codec:  # the checkpoint's own codec (a run trained under another): rebuilt so by verify
         model_args['codec'] = codec
-    record = record_for_model(spec.name, manifest, tag) if tag or spec.task != 'classification' else None
+    # the record of this weight (name.tag); untagged: a task model's own untagged record, never another tag's
+    record = record_for_model(spec.name, manifest, tag) if tag else (
+        manifest.get(spec.name) if spec.task != 'classification' else None)
     if spec.task == 'classification':  # config.json is timm's: the output count lives at its root
         model_args.pop('num_classes')
     return replace_folder(out, lambda tmp: write_folder(model, spec, tmp, record, repo_id, tag, model_args, src))

@@ -25,7 +25,7 @@ from torch import nn
 from ..checkpoint import WeightsError, load_strict, read_safetensors_header, read_state_dict
 from ..tasks.codecs import set_codec
 from ..tasks.registry import CODEC_TASKS, MODEL_SPECS, ModelSpec
-from .loading import load_source
+from .loading import apply_record_codec, load_source
 from .records import (WEIGHTS_FILE, manifest_or_empty, manifest_path, record_for_model, record_for_repo,
                       sha256_file)
 
@@ -154,7 +154,7 @@ def load_into(model: nn.Module, spec: ModelSpec, pretrained: Any = False, checkp
     """Load ``checkpoint_path`` (any known source layout, detected) or else ``pretrained`` into
     ``model`` (built from ``spec``): what the table's builders call."""
     if checkpoint_path:
-        load_source(model, checkpoint_path, spec)
+        apply_record_codec(model, spec, load_source(model, checkpoint_path, spec), tag)
     elif pretrained:
         load_pretrained(model, spec, pretrained, cache_dir=cache_dir, tag=tag)
     return model

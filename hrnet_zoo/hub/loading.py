@@ -20,7 +20,7 @@ from ..tasks.codecs import checkpoint_codec, set_codec
 from ..tasks.registry import CODEC_TASKS, MODEL_SPECS, OUTPUT_ARG, OUTPUT_KEYS, ModelSpec, key_map_of
 from .layouts import LAYOUTS, Layout, detect_layout, trunk_variants
 
-__all__ = ['Source', 'read_source', 'load_source', 'map_source', 'models_that_fit', 'describe_fit']
+__all__ = ['Source', 'read_source', 'load_source', 'map_source', 'models_that_fit', 'describe_fit', 'apply_record_codec']
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -68,10 +68,10 @@ def load_source(model: nn.Module, source: Any, spec: ModelSpec, warn_part: bool 
         raise WeightsError(f'{src.where} is {_article(src.layout)} checkpoint ({src.layout.holds}); '
                            f'{spec.name} is a {spec.task} model, which takes {_layouts_for(spec.task)}. '
                            + describe_fit(src) + trunk)
-    state = map_source(src, spec)
+    target = model.get_submodule(src.layout.part.rstrip('.')) if src.layout.part else model
+    state = src.layout.fill_zeros(map_source(src, spec), target.state_dict())  # biases a bias-free source lacks
     try:
         if src.layout.part:
-            target = model.get_submodule(src.layout.part.rstrip('.'))
             load_strict(target, state, f'{src.where} ({src.layout.label}, {src.layout.part}*)')
             if warn_part:
                 warnings.warn(f'{src.where} ({src.layout.label}) holds {src.layout.holds}: it filled '
@@ -99,9 +99,10 @@ def models_that_fit(src: Source, exclude: Optional[str] = None) -> List[str]:
         key_map = src.layout.key_map or key_map_of(spec)
         state = map_source(src, spec)
         if key_map not in trunks:
-            trunks[key_map] = trunk_variants(state)
+            trunks[key_map] = trunk_variants(state, head_bias_known=not src.layout.zero_fill)
         key = OUTPUT_KEYS.get(spec.name)
-        head_ok = src.layout.part or key is None or (key in state and state[key].shape[0] == spec.num_outputs)
+        head_ok = src.layout.part or key is None or (key in state and state[key].shape[0] == spec.num_outputs
+                                                          * spec.options.get('maps_per_keypoint', 1))
         if head_ok and spec.trunk in trunks[key_map]:
             names.append(spec.name)
     return names
@@ -130,3 +131,29 @@ def _article(layout: Layout) -> str:
 
 def _layouts_for(task: str) -> str:
     return ', '.join(dict.fromkeys(layout.label for layout in LAYOUTS if layout.takes(task) and layout.tasks != ()))
+
+
+def apply_record_codec(model: nn.Module, spec: ModelSpec, src: Source, tag: Optional[str] = None) -> nn.Module:
+    """Decode a loaded checkpoint as its manifest record says: the record of ``name.tag`` (``tag``
+    given), else the record of this model whose source checkpoint has the file's name (mmpose's 0.x
+    and 1.x files of one model differ in codec); a file that records its own codec (an engine
+    checkpoint, a converted folder) keeps it, a file without a record keeps the spec's."""
+    if spec.task not in CODEC_TASKS or src.codec:
+        return model
+    from .records import record_for_file, record_for_model
+    record = record_for_model(spec.name, tag=tag) if tag else None
+    if record is None and src.where != '<state_dict>':
+        record = record_for_file(src.where)
+        if record is not None and record.arch != spec.name:
+            # the file is the record of another model of the table (an mmpose face file loaded into the
+            # official face spec): its weights were trained with that record's codec, not the spec's
+            other = MODEL_SPECS.get(record.arch)
+            if other is None or other.task != spec.task or not record.codec or record.codec == model.pretrained_cfg.get('codec'):
+                return model
+            warnings.warn(f'{src.where} is the checkpoint of {record.name}, trained with the {record.codec!r} codec: '
+                          f'{spec.name} decodes it with {record.codec!r}, not its own '
+                          f'{model.pretrained_cfg.get("codec")!r} (build {record.arch} to get its own model; '
+                          'pass codec= afterwards to override)', stacklevel=3)
+    if record is not None and record.codec:
+        set_codec(model, record.codec)
+    return model

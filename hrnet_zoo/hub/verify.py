@@ -19,7 +19,7 @@ from ..tasks.registry import MODEL_SPECS, ModelSpec
 from .config import TASK_CONFIG_FIELDS, task_config
 from .convert import build_model
 from .fetch import PART_KEY
-from .records import WEIGHTS_FILE, WeightRecord, load_manifest, record_for_model, sha256_file
+from .records import WEIGHTS_FILE, WeightRecord, load_manifest, sha256_file
 
 __all__ = ['Report', 'verify']
 
@@ -75,7 +75,8 @@ def verify(path: os.PathLike, arch: Optional[str] = None, name: Optional[str] = 
     spec = MODEL_SPECS.get(arch or '')
     manifest = load_manifest() if manifest is None else manifest
     task_model = spec is not None and spec.task != 'classification'
-    record = record_for_model(spec.name, manifest) if task_model and not name else manifest.get(name or '')
+    # name.tag, else a task model's own untagged record (never the first of its tagged weights)
+    record = manifest.get(name or (spec.name if task_model else ''))
     _check_hash(weights, record, name or (spec.name if task_model else None), report)
     if arch is None:
         report.problems.append(f'{path}: no config.json and no --arch: cannot check the architecture')

@@ -54,16 +54,23 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..heatmap import REFINEMENTS, flip_back, gaussian_heatmaps, heatmap_coords, predict_heatmaps, to_image_coords
+from ..heatmap import (REFINEMENTS, dark_refine, flip_back, gaussian_heatmaps, get_max_preds, predict_heatmaps,
+                       quarter_offset, to_image_coords)
 from ..topdown import (BOX_PADDING, affine_matrix, apply_affine, box_to_center_scale, clip_box, flip_keypoints,
                        sanitize_box, warp_image)
-from . import face
+from . import face, mmpose
 
 __all__ = ['HeatmapCodec', 'CODECS', 'DEFAULT_CODEC', 'LEGACY_CODEC', 'get_codec', 'codec_of', 'resolve_codec',
            'checkpoint_codec', 'apply_checkpoint_codec', 'set_codec', 'dataset_with_codec', 'training_codec']
 
-# the Gaussian window of each target encoding (see hrnet_zoo.tasks.heatmap.gaussian_heatmaps)
-_WINDOWS = {'rounded': 'official', 'subpixel': 'cut', 'dark': 'full', 'face': 'official'}
+# the Gaussian window of each target encoding (see hrnet_zoo.tasks.heatmap.gaussian_heatmaps); mmpose's
+# UDP window is its own (codecs.mmpose.udp_heatmaps), combined targets are decoded only
+_WINDOWS = {'rounded': 'official', 'subpixel': 'cut', 'dark': 'full', 'face': 'official', 'udp': None,
+            'combined': None}
+# every refinement a codec may name: the shared ones (--decode) and mmpose's (codecs.mmpose)
+CODEC_REFINEMENTS = REFINEMENTS + ('quarter_axis', 'dark_udp')
+CROPS = ('msra', 'udp', 'face', 'mmpose_udp')
+BOX_CLEANINGS = ('sanitize', 'sanitize_strict', 'clip', 'none')
 
 
 @dataclass(frozen=True)
@@ -72,16 +79,27 @@ class HeatmapCodec:
 
     Args:
         name: the registered name (``'msra'``).
-        crop: ``'msra'`` (centre on (W/2, H/2)), ``'udp'`` (on ((W-1)/2, (H-1)/2)) or ``'face'``
-            (the official face crop: integer box + resize).
+        crop: ``'msra'`` (centre on (W/2, H/2)), ``'udp'`` (on ((W-1)/2, (H-1)/2), the box on W
+            pixels), ``'mmpose_udp'`` (mmpose's UDP: centre on ((W-1)/2, (H-1)/2), the box on W - 1
+            pixels, :func:`.mmpose.udp_matrix`) or ``'face'`` (the official face crop: integer box
+            + resize).
         target: ``'rounded'`` (official pose: ``int(u + 0.5)``, official window), ``'subpixel'``
-            (exact centre, 3-sigma window), ``'dark'`` (exact centre, whole map) or ``'face'``
-            (official face: ``int(T(x))``).
-        refine: ``'quarter'``, ``'dark'`` or ``'argmax'`` (:data:`~hrnet_zoo.tasks.heatmap.REFINEMENTS`).
+            (exact centre, 3-sigma window), ``'dark'`` (exact centre, whole map), ``'udp'``
+            (mmpose's UDP: exact centre, the window of the rounded one), ``'face'`` (official face:
+            ``int(T(x))``) or ``'combined'`` (mmpose's disc + offset maps, 3 per keypoint; decoding only).
+        refine: ``'quarter'``, ``'dark'``, ``'argmax'`` (:data:`~hrnet_zoo.tasks.heatmap.REFINEMENTS`),
+            ``'quarter_axis'`` (mmpose 1.x: each axis on its own) or ``'dark_udp'`` (mmpose's UDP
+            refinement): :data:`CODEC_REFINEMENTS`.
         flip_shift: the flip test's one-pixel ``SHIFT_HEATMAP``.
-        box_cleaning: ground-truth boxes ``'sanitize'`` (official) or ``'clip'`` (to the image).
+        box_cleaning: ground-truth boxes ``'sanitize'`` (official), ``'sanitize_strict'`` (mmpose
+            0.x: the official rule with ``x2 > x1``), ``'clip'`` (to the image; mmpose 1.x) or
+            ``'none'`` (as given).
         integer_cast: the face decode's final ``astype(int) + 1``.
-        blur_kernel: DARK's blur (11 taps for sigma 2).
+        blur_kernel: DARK's blur (11 taps for sigma 2, 17 for sigma 3 in mmpose 0.x).
+        empty_at: where a heatmap without a positive value decodes, in heatmap pixels: the official
+            pose code 0 (``get_max_preds``), mmpose and the official face code -1.
+        mmpose: the mmpose generation (``'1.x'``, ``'0.x'``) whose edge rules apply
+            (:mod:`.mmpose`: the blur of the UDP refinement, the combined decode), else None.
         reference: where the convention comes from.
     """
     name: str
@@ -92,15 +110,23 @@ class HeatmapCodec:
     box_cleaning: str = 'clip'
     integer_cast: bool = False
     blur_kernel: int = 11
+    empty_at: float = 0.0
+    mmpose: Optional[str] = None
     reference: str = ''
 
     def __post_init__(self):
         problems = [f'{field}={value!r}' for field, value, allowed in (
-            ('crop', self.crop, ('msra', 'udp', 'face')), ('target', self.target, tuple(_WINDOWS)),
-            ('refine', self.refine, REFINEMENTS), ('box_cleaning', self.box_cleaning, ('sanitize', 'clip')))
+            ('crop', self.crop, CROPS), ('target', self.target, tuple(_WINDOWS)),
+            ('refine', self.refine, CODEC_REFINEMENTS), ('box_cleaning', self.box_cleaning, BOX_CLEANINGS),
+            ('mmpose', self.mmpose, (None, *mmpose.GENERATIONS)))
             if value not in allowed]
         if problems:
             raise ValueError(f'codec {self.name!r}: unknown {", ".join(problems)}')
+
+    @property
+    def maps_per_keypoint(self) -> int:
+        """Heatmap channels per keypoint: 3 for combined targets (disc, x and y offset), else 1."""
+        return 3 if self.target == 'combined' else 1
 
     # --- boxes and crops ----------------------------------------------------------------------
     def center_scale(self, box: Sequence[float], aspect_ratio: float,
@@ -111,10 +137,15 @@ class HeatmapCodec:
 
     def clean_box(self, box: Sequence[float], width: int, height: int, area: float = 1.0):
         """A ground-truth box cleaned as the codec's code does, or None when nothing is left:
-        ``'sanitize'`` (official: ``x2 = min(W - 1, x1 + max(0, w - 1))``) or ``'clip'`` (to
-        ``[0, W-1] x [0, H-1]``)."""
+        ``'sanitize'`` (official: ``x2 = min(W - 1, x1 + max(0, w - 1))``), ``'sanitize_strict'``
+        (mmpose 0.x: the same, kept when ``x2 > x1``), ``'clip'`` (to ``[0, W-1] x [0, H-1]``;
+        mmpose 1.x) or ``'none'`` (as given, when it has an area)."""
         if self.box_cleaning == 'sanitize':
             return sanitize_box(box, width, height, area)
+        if self.box_cleaning == 'sanitize_strict':
+            return mmpose.sanitize_box_strict(box, width, height, area)
+        if self.box_cleaning == 'none':
+            return [float(v) for v in box[:4]] if box[2] > 0 and box[3] > 0 else None
         return clip_box(box, width, height)
 
     def crop_matrix(self, center, scale, rot: float, output_size: Tuple[int, int],
@@ -123,6 +154,8 @@ class HeatmapCodec:
         face crop also needs the ``image_size`` (H, W) (large faces are cropped from a resized image)."""
         if self.crop == 'face':
             return face.crop_matrix(center, scale, rot, output_size, image_size, inverse)
+        if self.crop == 'mmpose_udp':
+            return mmpose.udp_matrix(center, scale, rot, output_size, inverse)
         return affine_matrix(center, scale, rot, output_size, inverse=inverse, convention=self.crop)
 
     def crop_image(self, image: torch.Tensor, center, scale, rot: float, output_size: Tuple[int, int]) -> torch.Tensor:
@@ -161,12 +194,16 @@ class HeatmapCodec:
 
     def crop_to_heatmap(self, points: np.ndarray, input_size: Tuple[int, int],
                         heatmap_size: Tuple[int, int]) -> np.ndarray:
-        """Crop pixels (K, 2) -> heatmap pixels: ``x / stride`` (msra, official ``generate_target``)
-        or ``(x + 0.5) / stride - 0.5`` (udp: pixel centres of both grids aligned); not for face."""
+        """Crop pixels (K, 2) -> heatmap pixels: ``x / stride`` (msra, official ``generate_target``),
+        ``(x + 0.5) / stride - 0.5`` (udp: pixel centres of both grids aligned) or ``x * (w - 1) /
+        (W - 1)`` (mmpose_udp: ``UDPHeatmap.scale_factor``); not for face."""
         if self.crop == 'face':
             raise ValueError('the face codecs encode from image pixels (HeatmapCodec.encode), not crop pixels')
-        stride = np.array([input_size[1] / heatmap_size[1], input_size[0] / heatmap_size[0]])
         points = np.asarray(points, dtype=np.float64)
+        if self.crop == 'mmpose_udp':
+            return points * (np.array([heatmap_size[1], heatmap_size[0]]) - 1.0) / (
+                np.array([input_size[1], input_size[0]]) - 1.0)
+        stride = np.array([input_size[1] / heatmap_size[1], input_size[0] / heatmap_size[0]])
         return points / stride if self.crop == 'msra' else (points + 0.5) / stride - 0.5
 
     def encode(self, points: np.ndarray, visible: np.ndarray, center, scale, rot: float,
@@ -178,7 +215,12 @@ class HeatmapCodec:
         visible = np.asarray(visible).reshape(-1)
         if self.crop == 'face':
             visible = visible * (points[:, 1] > 0)
+        if self.target == 'combined':
+            raise ValueError(f'codec {self.name!r}: combined targets (disc + offset maps, mmpose\'s udp_regress '
+                             'models) are decoded here but not trained: train under mmpose_udp instead')
         hm = self.heatmap_points(points, center, scale, rot, input_size, heatmap_size)
+        if self.target == 'udp':
+            return mmpose.udp_heatmaps(hm, visible, heatmap_size, sigma, joint_weights)
         return gaussian_heatmaps(hm, visible, heatmap_size, sigma, unbiased=self.target != 'rounded',
                                  joint_weights=joint_weights, window=_WINDOWS[self.target])
 
@@ -187,21 +229,43 @@ class HeatmapCodec:
                          flip_pairs: Optional[Sequence[Tuple[int, int]]] = None,
                          flip_test: bool = True) -> torch.Tensor:
         """Model heatmaps, averaged with the flipped-back prediction of the mirrored batch under
-        ``flip_test`` (with the codec's ``SHIFT_HEATMAP``)."""
-        return predict_heatmaps(model, images, flip_pairs, flip_test, self.flip_shift)
+        ``flip_test`` (with the codec's ``SHIFT_HEATMAP``; combined maps: :meth:`flip_back`)."""
+        if self.target != 'combined':
+            return predict_heatmaps(model, images, flip_pairs, flip_test, self.flip_shift)
+        with torch.no_grad():
+            heatmaps = model(images)
+            if flip_test:
+                if flip_pairs is None:
+                    raise ValueError('flip_test=True needs the flip_pairs of the keypoint set')
+                heatmaps = 0.5 * (heatmaps + self.flip_back(model(images.flip(-1)), flip_pairs))
+        return heatmaps
 
     def flip_back(self, heatmaps: torch.Tensor, flip_pairs: Sequence[Tuple[int, int]]) -> torch.Tensor:
-        """Heatmaps of a mirrored input -> of the input (with the codec's ``SHIFT_HEATMAP``)."""
+        """Heatmaps of a mirrored input -> of the input (with the codec's ``SHIFT_HEATMAP``; combined
+        maps also negate their x offsets, :func:`.mmpose.combined_flip_back`)."""
+        if self.target == 'combined':
+            return mmpose.combined_flip_back(heatmaps, flip_pairs)
         return flip_back(heatmaps, flip_pairs, self.flip_shift)
 
     def heatmap_coords(self, heatmaps: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Argmax + refinement in heatmap pixels (0-based) and the maxima. The quarter offset
-        starts at column / row 2 (pose: ``1 < px``) or 1 (face: 1-based ``px > 1``); a face
-        heatmap without a positive value decodes at 1-based (0, 0), i.e. -1, as ``get_preds``."""
-        coords, maxvals = heatmap_coords(heatmaps, self.refine, first=1 if self.crop == 'face' else 2,
-                                         blur_kernel=self.blur_kernel)
-        if self.crop == 'face':
-            coords = torch.where((maxvals > 0).unsqueeze(-1), coords, torch.full_like(coords, -1.0))
+        """Argmax + refinement in heatmap pixels (0-based) and the maxima. A heatmap without a
+        positive value decodes at :attr:`empty_at` (official pose 0; mmpose and the official face
+        code -1: 1-based (0, 0) of ``get_preds``) and is not refined. The quarter offset starts at
+        column / row 2 (pose: ``1 < px``) or 1 (face: 1-based ``px > 1``)."""
+        heatmaps = heatmaps.detach().float()
+        if self.target == 'combined':
+            return mmpose.combined_decode(heatmaps, self.blur_kernel, self.mmpose or '1.x')
+        coords, maxvals = get_max_preds(heatmaps)
+        if self.empty_at:
+            coords = torch.where((maxvals > 0).unsqueeze(-1), coords, torch.full_like(coords, self.empty_at))
+        if self.refine == 'quarter':
+            coords = quarter_offset(heatmaps, coords, first=1 if self.crop == 'face' else 2)
+        elif self.refine == 'quarter_axis':
+            coords = mmpose.quarter_offset_per_axis(heatmaps, coords)
+        elif self.refine == 'dark':
+            coords = dark_refine(heatmaps, coords, self.blur_kernel)
+        elif self.refine == 'dark_udp':
+            coords = mmpose.dark_udp_refine(heatmaps, coords, self.blur_kernel, self.mmpose or '1.x')
         return coords, maxvals
 
     def to_image(self, coords: np.ndarray, centers, scales, heatmap_size: Tuple[int, int],
@@ -213,6 +277,10 @@ class HeatmapCodec:
         rotations = None if rotations is None else np.asarray(rotations)
         if self.crop == 'face':
             return face.back_project(coords, centers, scales, heatmap_size, rotations, self.integer_cast)
+        if self.crop == 'mmpose_udp':  # heatmap u -> c + (u / (w - 1) - 0.5) * S, the inverse UDP matrix
+            return np.stack([apply_affine(coords[i], mmpose.udp_matrix(
+                centers[i], scales[i], 0.0 if rotations is None else float(rotations[i]), heatmap_size, inverse=True))
+                for i in range(len(coords))]) if len(coords) else np.asarray(coords, dtype=np.float64)
         return to_image_coords(coords, centers, scales, heatmap_size, rotations, convention=self.crop)
 
     def decode(self, heatmaps: torch.Tensor, centers, scales, rotations=None) -> Tuple[np.ndarray, np.ndarray]:
@@ -225,8 +293,8 @@ class HeatmapCodec:
         """This codec with another refinement (``'argmax'``, ``'quarter'``, ``'dark'``)."""
         if refine is None or refine == self.refine:
             return self
-        if refine not in REFINEMENTS:
-            raise ValueError(f'unknown decode method {refine!r}; choose one of {REFINEMENTS}')
+        if refine not in CODEC_REFINEMENTS:
+            raise ValueError(f'unknown decode method {refine!r}; choose one of {CODEC_REFINEMENTS}')
         return dataclasses.replace(self, name=f'{self.name}+{refine}', refine=refine)
 
 
@@ -235,6 +303,24 @@ _POSE = ('deep-high-resolution-net.pytorch (lib/dataset/coco.py, JointsDataset.p
 _DARK = 'Zhang et al., CVPR 2020 (DARK); mmpose MSRAHeatmap(unbiased=True)'
 _UDP = 'Huang et al., CVPR 2020 (UDP)'
 _FACE = 'HRNet-Facial-Landmark-Detection (lib/utils/transforms.py, lib/core/evaluation.py)'
+_MM1 = 'open-mmlab/mmpose 1.x @759b39c (mmpose/codecs, datasets/transforms, models/heads/heatmap_heads)'
+_MM0 = 'open-mmlab/mmpose 0.x @3b81734 (datasets/pipelines/top_down_transform.py, core/evaluation/top_down_eval.py)'
+
+
+def _mmpose(name: str, generation: str, kind: str, blur_kernel: int = 11) -> HeatmapCodec:
+    """The mmpose codec ``kind`` of one generation: ``'msra'`` (MSRAHeatmap; 0.x ``post_process=
+    'default'``), ``'dark'`` (``unbiased=True``; 0.x ``'unbiased'``), ``'udp'`` (UDPHeatmap; 0.x
+    ``use_udp=True``), ``'udp_combined'`` (``heatmap_type='combined'``; 0.x ``CombinedTarget``)."""
+    crop, target, refine = {'msra': ('msra', 'rounded', 'quarter'), 'dark': ('msra', 'dark', 'dark'),
+                            'udp': ('mmpose_udp', 'udp', 'dark_udp'),
+                            'udp_combined': ('mmpose_udp', 'combined', 'argmax')}[kind]
+    if kind == 'msra' and generation == '1.x':
+        refine = 'quarter_axis'
+    return HeatmapCodec(name, crop=crop, target=target, refine=refine, flip_shift=crop == 'msra',
+                        box_cleaning='clip' if generation == '1.x' else 'sanitize_strict', blur_kernel=blur_kernel,
+                        empty_at=-1.0, mmpose=generation, reference=_MM1 if generation == '1.x' else _MM0)
+
+
 CODECS: Dict[str, HeatmapCodec] = {c.name: c for c in (
     HeatmapCodec('msra', crop='msra', target='rounded', refine='quarter', flip_shift=True, box_cleaning='sanitize',
                  reference=_POSE),
@@ -244,9 +330,19 @@ CODECS: Dict[str, HeatmapCodec] = {c.name: c for c in (
     HeatmapCodec('udp_dark', crop='udp', target='subpixel', refine='dark', flip_shift=False,
                  reference=f'{_UDP} + {_DARK}'),
     HeatmapCodec('face', crop='face', target='face', refine='quarter', flip_shift=False, integer_cast=True,
-                 reference=_FACE),
-    HeatmapCodec('face_continuous', crop='face', target='face', refine='quarter', flip_shift=False,
+                 empty_at=-1.0, reference=_FACE),
+    HeatmapCodec('face_continuous', crop='face', target='face', refine='quarter', flip_shift=False, empty_at=-1.0,
                  reference=f'{_FACE}, decoded without the integer cast'),
+    _mmpose('mmpose_msra', '1.x', 'msra'),
+    _mmpose('mmpose_dark', '1.x', 'dark'),
+    _mmpose('mmpose_udp', '1.x', 'udp'),
+    _mmpose('mmpose_udp_combined', '1.x', 'udp_combined'),
+    _mmpose('mmpose0x_msra', '0.x', 'msra'),
+    _mmpose('mmpose0x_dark', '0.x', 'dark'),
+    _mmpose('mmpose0x_dark_k17', '0.x', 'dark', blur_kernel=17),
+    _mmpose('mmpose0x_udp', '0.x', 'udp'),
+    _mmpose('mmpose0x_udp_k17', '0.x', 'udp', blur_kernel=17),
+    _mmpose('mmpose0x_udp_combined', '0.x', 'udp_combined'),
 )}
 DEFAULT_CODEC = 'udp'   # a model that names none: made before codecs existed, all under UDP
 LEGACY_CODEC = 'udp'    # an engine checkpoint that records none: trained here before codecs

@@ -6,6 +6,13 @@ HRNet-Object-Detection models are mmdetection's, with the same trunk and HRFPN n
 heads: their checkpoint initialises our trunk and neck (``weights_backbone=``), and their COCO
 figures are recorded as the reference the trunk + neck reached, saying so in ``source``.
 Every builder takes ``arch=`` to build another trunk (``pretrained_cfg['trunk']`` says which).
+
+mmdetection's 28 HRNetV2p checkpoints (``configs/hrnet/metafile.yml``: Faster / Mask / Cascade /
+Cascade Mask R-CNN, HTC and FCOS on W18 / W32 / W40) are the manifest's records of the detector of
+that kind and width (Cascade -> Faster R-CNN, Cascade Mask and HTC -> Mask R-CNN: the nearest
+torchvision detector), with mmdetection's figures: their trunk + HRFPN neck fill our ``backbone``
+(the ``mmdet`` layout); their heads are mmdetection's and are not loaded. Hence the Mask R-CNN and
+FCOS specs of every width mmdetection published.
 """
 from __future__ import annotations
 
@@ -44,6 +51,11 @@ SPECS = (
     _detector('maskrcnn_hrnetv2p_w32', 'maskrcnn', 'hrnet_w32', 'Mask R-CNN, HRNetV2p-W32 (paper Table X)'),
     _detector('retinanet_hrnetv2p_w32', 'retinanet', 'hrnet_w32', 'RetinaNet, HRNetV2p-W32 (pyramid at strides 8-128)'),
     _detector('fcos_hrnetv2p_w32', 'fcos', 'hrnet_w32', 'FCOS, HRNetV2p-W32 (paper Table IX; pyramid at strides 8-128)'),
+    # the other widths of mmdetection's checkpoints (configs/hrnet/metafile.yml)
+    _detector('maskrcnn_hrnetv2p_w18', 'maskrcnn', 'hrnet_w18', 'Mask R-CNN, HRNetV2p-W18'),
+    _detector('maskrcnn_hrnetv2p_w40', 'maskrcnn', 'hrnet_w40', 'Mask R-CNN, HRNetV2p-W40'),
+    _detector('fcos_hrnetv2p_w18', 'fcos', 'hrnet_w18', 'FCOS, HRNetV2p-W18 (pyramid at strides 8-128)'),
+    _detector('fcos_hrnetv2p_w40', 'fcos', 'hrnet_w40', 'FCOS, HRNetV2p-W40 (pyramid at strides 8-128)'),
 )
 
 

@@ -7,6 +7,11 @@ the official crop and ``transform_pixel`` targets); unset, the dataset follows t
 evaluated or trained with, and ``'udp'`` when read on its own. Training samples get random scale
 (+-25%), rotation (+-30 degrees, probability 0.6) and flip of the image (with the set's flip
 pairs), as in the official configs (the ``augment`` section of the ``landmarks_*`` recipes).
+
+mmpose's face files (COCO-style JSON, :func:`read_landmark_json`) are read too: per face
+``center`` and ``scale`` (WFLW, 300W, 300W-LP, COFW; AFLW adds ``box_size``) or COCO-WholeBody's
+``face_box`` / ``face_kpts`` / ``face_valid`` (the box's centre, its longer side as the scale), the
+landmarks' visibility flags kept (NME leaves out the invisible ones, as mmpose's ``NME``).
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ from ..codecs import HeatmapCodec, get_codec
 from ..topdown import apply_affine, check_flip_pairs, load_image, normalize
 from .specs import FACE_DATASETS, FaceDatasetSpec
 
-__all__ = ['FACE_PADDING', 'FaceLandmarks', 'crop_face', 'read_landmark_csv']
+__all__ = ['FACE_PADDING', 'FaceLandmarks', 'crop_face', 'read_landmark_csv', 'read_landmark_json']
 
 FACE_PADDING = 1.25
 
@@ -50,6 +55,40 @@ def read_landmark_csv(path: str, num_landmarks: int):
         out.append({'name': r[0], 'scale': vals[0], 'box_size': box, 'center': np.array(vals[1:3]),
                     'points': np.array(vals[3:], dtype=np.float64).reshape(num_landmarks, 2)})
     return out
+
+
+def read_landmark_json(path: str, num_landmarks: int):
+    """Faces of an mmpose face annotation file (COCO-style JSON) as the rows of
+    :func:`read_landmark_csv` (``name``, ``scale`` in 200 px units before the 1.25 padding,
+    ``box_size``, ``center``, ``points``) plus ``visible`` (L,): ``center`` / ``scale`` annotations
+    (mmpose ``Face300WDataset``, ``WFLWDataset``, ``COFWDataset``, ``AFLWDataset``: ``box_size``), or
+    COCO-WholeBody's ``face_box`` / ``face_kpts`` of valid faces (``CocoWholeBodyFaceDataset``)."""
+    import json
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'landmark file {path!r} does not exist')
+    with open(path) as f:
+        data = json.load(f)
+    if not isinstance(data, dict) or 'annotations' not in data or 'images' not in data:
+        raise ValueError(f'{path}: expected a COCO-style face file (images, annotations with center / scale / '
+                         'keypoints, or face_box / face_kpts)')
+    names = {im['id']: im['file_name'] for im in data['images']}
+    rows = []
+    for ann in data['annotations']:
+        if 'face_kpts' in ann:
+            if not ann.get('face_valid', True) or max(ann['face_kpts']) <= 0:
+                continue
+            x, y, w, h = (float(v) for v in ann['face_box'])
+            kpts, center, scale = ann['face_kpts'], np.array([x + w / 2, y + h / 2]), max(w, h) / 200.0
+        else:
+            kpts, center, scale = ann['keypoints'], np.asarray(ann['center'], dtype=np.float64), float(ann['scale'])
+        kpts = np.asarray(kpts, dtype=np.float64).reshape(-1, 3)
+        if len(kpts) != num_landmarks:
+            raise ValueError(f'{path}: annotation {ann.get("id")} has {len(kpts)} landmarks, the model {num_landmarks}')
+        rows.append({'name': names[ann['image_id']], 'scale': scale, 'box_size': ann.get('box_size'),
+                     'center': center, 'points': kpts[:, :2], 'visible': kpts[:, 2] > 0})
+    if not rows:
+        raise ValueError(f'{path}: no face with landmarks')
+    return rows
 
 
 def crop_face(image: torch.Tensor, points: np.ndarray, center, scale: float, rotation: float = 0.0,
@@ -96,7 +135,8 @@ class FaceLandmarks(Dataset):
         self.train, self.sigma = train, sigma
         self.scale_factor, self.rotation_factor = scale_factor, rotation_factor
         self.rotation_prob, self.flip_prob = rotation_prob, flip_prob
-        self.samples = read_landmark_csv(csv_file, spec.num_landmarks)
+        self.samples = (read_landmark_json if str(csv_file).endswith('.json') else read_landmark_csv)(
+            csv_file, spec.num_landmarks)
         self.codec = None if codec is None else get_codec(codec)
 
     @property
@@ -126,8 +166,10 @@ class FaceLandmarks(Dataset):
         if flip:  # the official code mirrors the image, the landmarks and the centre, then crops
             image, pts, center = codec.flip_image(image, pts, center, self.flip_pairs)
         crop = codec.crop_image(image, center, scale, rot, self.input_size)
-        target, weight = codec.encode(pts, np.ones(len(pts)), center, scale, rot, self.input_size,
-                                      self.heatmap_size, self.sigma)
+        visible = np.asarray(s.get('visible', np.ones(len(pts))), dtype=np.float64)
+        if flip:
+            visible = visible[list(_mirror(len(pts), self.flip_pairs))]
+        target, weight = codec.encode(pts, visible, center, scale, rot, self.input_size, self.heatmap_size, self.sigma)
         return {
             'image': normalize(crop),
             'target': torch.from_numpy(target), 'target_weight': torch.from_numpy(weight),
@@ -135,4 +177,13 @@ class FaceLandmarks(Dataset):
             'center': torch.tensor(center, dtype=torch.float32), 'scale': torch.tensor(scale, dtype=torch.float32),
             'rotation': torch.tensor(rot, dtype=torch.float32),
             'box_size': torch.tensor(s['box_size'] or 0.0, dtype=torch.float32), 'index': index,
+            'visible': torch.from_numpy(np.asarray(s.get('visible', np.ones(len(s['points']), dtype=bool)))),
         }
+
+
+def _mirror(n: int, flip_pairs: Sequence[Tuple[int, int]]) -> Tuple[int, ...]:
+    """The index of each landmark's mirror (itself when unpaired)."""
+    out = list(range(n))
+    for a, b in flip_pairs:
+        out[a], out[b] = b, a
+    return tuple(out)

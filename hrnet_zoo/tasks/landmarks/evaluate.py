@@ -41,7 +41,7 @@ def predict_landmarks(model: nn.Module, dataset, batch_size: int = 16, flip_test
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    out = {'pred': [], 'gt': [], 'scores': [], 'box_size': []}
+    out = {'pred': [], 'gt': [], 'scores': [], 'box_size': [], 'visible': []}
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers):
         heatmaps = codec.predict_heatmaps(model, batch['image'].to(device), dataset.flip_pairs, flip_test)
         pts, conf = codec.decode(heatmaps.float().cpu(), batch['center'].numpy(), batch['scale'].numpy())
@@ -49,6 +49,7 @@ def predict_landmarks(model: nn.Module, dataset, batch_size: int = 16, flip_test
         out['scores'].append(conf)
         out['gt'].append(batch['landmarks'].numpy())
         out['box_size'].append(batch['box_size'].numpy())
+        out['visible'].append(batch['visible'].numpy())
     model.train(was_training)
     return {k: np.concatenate(v) for k, v in out.items()}
 
@@ -60,7 +61,7 @@ def evaluate_landmarks(model: nn.Module, dataset, batch_size: int = 16, flip_tes
     files (with ``box_size``) are normalised by the box size, the others inter-ocularly."""
     p = predict_landmarks(model, dataset, batch_size, flip_test, method, num_workers, codec)
     box = p['box_size'] if (p['box_size'] > 0).all() and dataset.spec.eye_corners is None else None
-    return landmark_metrics(p['pred'], p['gt'], dataset.spec, box)
+    return landmark_metrics(p['pred'], p['gt'], dataset.spec, box, visible=p['visible'])
 
 
 @torch.no_grad()

@@ -34,15 +34,21 @@ def normalisers(gt: np.ndarray, spec: Optional[FaceDatasetSpec] = None,
     return interocular(gt, spec.eye_corners)
 
 
-def nme(pred: np.ndarray, gt: np.ndarray, norm: np.ndarray) -> np.ndarray:
-    """Per-face NME (N,) of predictions (N, L, 2) against ground truth with normalisers (N,)."""
+def nme(pred: np.ndarray, gt: np.ndarray, norm: np.ndarray, visible: Optional[np.ndarray] = None) -> np.ndarray:
+    """Per-face NME (N,) of predictions (N, L, 2) against ground truth with normalisers (N,); with
+    ``visible`` (N, L) the mean over the visible landmarks of each face (mmpose's ``NME`` masks
+    invisible ones; COCO-WholeBody-Face)."""
     pred, gt = np.asarray(pred, dtype=np.float64), np.asarray(gt, dtype=np.float64)
     if pred.shape != gt.shape:
         raise ValueError(f'predictions {pred.shape} and ground truth {gt.shape} differ in shape')
     norm = np.asarray(norm, dtype=np.float64).reshape(-1)
     if np.any(norm <= 0):
         raise ValueError('a normaliser is <= 0 (coinciding eye corners or an empty box)')
-    return np.linalg.norm(pred - gt, axis=-1).mean(axis=1) / norm
+    dist = np.linalg.norm(pred - gt, axis=-1)
+    if visible is None:
+        return dist.mean(axis=1) / norm
+    vis = np.asarray(visible, dtype=bool).reshape(dist.shape)
+    return (dist * vis).sum(axis=1) / np.maximum(vis.sum(axis=1), 1) / norm
 
 
 def failure_rate(nmes: np.ndarray, threshold: float = 0.1) -> float:
@@ -56,8 +62,10 @@ def auc(nmes: np.ndarray, threshold: float = 0.1) -> float:
 
 
 def landmark_metrics(pred: np.ndarray, gt: np.ndarray, spec: Optional[FaceDatasetSpec] = None,
-                     box_sizes: Optional[Sequence[float]] = None, threshold: float = 0.1) -> Dict[str, float]:
-    """``nme``, ``fr`` (failure rate at ``threshold``), ``fr_0.08`` and ``auc`` for a set of faces."""
-    e = nme(pred, gt, normalisers(gt, spec, box_sizes))
+                     box_sizes: Optional[Sequence[float]] = None, threshold: float = 0.1,
+                     visible: Optional[np.ndarray] = None) -> Dict[str, float]:
+    """``nme``, ``fr`` (failure rate at ``threshold``), ``fr_0.08`` and ``auc`` for a set of faces
+    (``visible`` (N, L): only those landmarks count)."""
+    e = nme(pred, gt, normalisers(gt, spec, box_sizes), visible)
     return {'nme': float(e.mean()), 'fr': failure_rate(e, threshold), 'fr_0.08': failure_rate(e, 0.08),
             'auc': auc(e, threshold)}

@@ -13,6 +13,14 @@ repository's README) and the heatmap codec of the official weights, ``'face'``
 official figures no longer apply), ``codec=`` another codec. A :class:`FaceHRNet` built without a
 spec (``build_face_model(num_landmarks=...)``) decodes under ``'udp'``, the convention of every
 landmark model trained here before codecs existed.
+
+:data:`MMPOSE_SPECS`: mmpose's face HRNetV2-W18 models (``face_2d_keypoint/topdown_heatmap``), the
+same network, trained and decoded under mmpose's heatmap codecs rather than the official face
+crop: ``hrnet_w18_face_<set>_msra`` (``MSRAHeatmap``; the AWing-loss WFLW file is a record of it,
+``hrnet_w18_face_wflw_msra.mmpose_awing``: same targets and decoding) and ``..._dark``, for WFLW,
+300W, 300W-LP (the 300W landmarks), AFLW, COFW and COCO-WholeBody-Face; landmark names, flip pairs
+and the NME normaliser from :mod:`hrnet_zoo.tasks.keypoints`. Their files are the manifest's
+records (``docs/openmmlab.md``).
 """
 from __future__ import annotations
 
@@ -21,11 +29,13 @@ from typing import Any, Dict, Optional, Tuple
 
 from ...checkpoint import KeyMap, load_trunk, load_weights
 from ..codecs import get_codec, set_codec
+from ..keypoints import get_keypoint_set
 from ..registry import OfficialCheckpoint, TaskModelSpec, register_specs, spec_overrides
 from .models import FACE_BN_MOMENTUM, FaceHRNet
 
 __all__ = ['FaceDatasetSpec', 'FACE_DATASETS', 'OFFICIAL_KEY_MAP', 'OFFICIAL_FACE_KEY_MAP', 'OFFICIAL_REPO',
-           'SPECS', 'BUILDERS', 'OUTPUT_KEY', 'build', 'build_face_model', 'spec_for']
+           'SPECS', 'MMPOSE_SPECS', 'BUILDERS', 'OUTPUT_KEY', 'build', 'build_face_model', 'spec_for',
+           'face_dataset_spec']
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,27 @@ FACE_DATASETS: Dict[str, FaceDatasetSpec] = {
            (55, 59), (56, 58), (76, 82), (77, 81), (78, 80), (87, 83), (86, 84),
            (88, 92), (89, 91), (95, 93), (96, 97)]), (60, 72)),
 }
+
+
+def face_dataset_spec(model_or_name: Any) -> FaceDatasetSpec:
+    """The benchmark of a model (its ``pretrained_cfg``) or of a dataset / keypoint-set name:
+    :data:`FACE_DATASETS` for the official four, else from the keypoint set (its flip pairs; its
+    NME's ``norm_keypoints``, None for a box-normalised set)."""
+    cfg = getattr(model_or_name, 'pretrained_cfg', None)
+    names = (model_or_name,) if cfg is None else (cfg.get('dataset'), cfg.get('keypoint_set'))
+    for name in names:
+        if name in FACE_DATASETS:
+            return FACE_DATASETS[name]
+    name = next((n for n in reversed(names) if n), None)
+    if name is None:  # a model built without a dataset: the benchmark of its landmark count, if any
+        found = spec_for((cfg or {}).get('num_outputs', 0))
+        if found is None:
+            raise ValueError('the model names no dataset or keypoint set: pass spec=FaceDatasetSpec(...)')
+        return found
+    kps = get_keypoint_set(name)
+    nme = next((m for m in kps.metrics if m.metric == 'NME'), None)
+    eyes = nme.norm_keypoints if nme is not None and nme.normalizer == 'keypoints' else None
+    return FaceDatasetSpec(kps.name, kps.num_keypoints, kps.flip_pairs, eyes)
 
 
 def spec_for(num_landmarks: int) -> Optional[FaceDatasetSpec]:
@@ -98,7 +129,27 @@ def _face_spec(dataset: str) -> TaskModelSpec:
         description=f'HRNetV2-W18, {data.num_landmarks} {label} landmarks, 256x256 face crops')
 
 
-SPECS: Tuple[TaskModelSpec, ...] = tuple(_face_spec(d) for d in ('wflw', '300w', 'aflw', 'cofw'))
+# mmpose's face models: (set of the name, keypoint set, codec); 300W-LP is labelled with the 300W landmarks
+_MMPOSE = (('wflw', 'wflw', 'mmpose0x_msra'), ('wflw', 'wflw', 'mmpose0x_dark'), ('300w', '300w', 'mmpose0x_msra'),
+           ('300wlp', '300w', 'mmpose_msra'), ('aflw', 'aflw', 'mmpose0x_msra'), ('aflw', 'aflw', 'mmpose0x_dark'),
+           ('cofw', 'cofw', 'mmpose0x_msra'), ('coco_wholebody_face', 'coco_wholebody_face', 'mmpose0x_msra'),
+           ('coco_wholebody_face', 'coco_wholebody_face', 'mmpose0x_dark'))
+
+
+def _mmpose_spec(label: str, set_name: str, codec: str) -> TaskModelSpec:
+    kps = get_keypoint_set(set_name)
+    kind = 'dark' if 'dark' in codec else 'msra'
+    return TaskModelSpec(
+        name=f'hrnet_w18_face_{label}_{kind}', task='landmarks', trunk='hrnet_w18', head='v2',
+        num_outputs=kps.num_keypoints, input_size=(256, 256), dataset=label, flip_pairs=kps.flip_pairs,
+        options={'align_corners': False, 'bn_momentum': 0.1, 'keypoint_set': kps.name}, codec=codec,
+        license='apache-2.0', key_map=KeyMap(strip=('module.',)),
+        description=f'mmpose HRNetV2-W18, {kps.num_keypoints} {label.upper()} landmarks, 256x256 ({codec})')
+
+
+MMPOSE_SPECS: Tuple[TaskModelSpec, ...] = tuple(_mmpose_spec(*row) for row in _MMPOSE)
+SPECS: Tuple[TaskModelSpec, ...] = tuple(_face_spec(d) for d in ('wflw', '300w', 'aflw', 'cofw')) + MMPOSE_SPECS
+_BUILD_OPTIONS = ('align_corners', 'bn_momentum')  # the options FaceHRNet takes (keypoint_set only describes)
 
 
 def build(spec: TaskModelSpec, arch: Optional[str] = None, weights_backbone: Any = None, **kwargs: Any) -> FaceHRNet:
@@ -115,7 +166,9 @@ def build(spec: TaskModelSpec, arch: Optional[str] = None, weights_backbone: Any
     if num != spec.num_outputs:  # the spec's flip pairs and dataset belong to its landmark set
         changes.setdefault('flip_pairs', ())
         changes['dataset'] = None
-    options = {k: kwargs.pop(k, v) for k, v in spec.options.items()}
+        if 'keypoint_set' in spec.options:
+            changes['keypoint_set'] = None
+    options = {k: kwargs.pop(k, v) for k, v in spec.options.items() if k in _BUILD_OPTIONS}
     changes.update({k: v for k, v in options.items() if v != spec.options[k]})
     if arch not in (None, spec.trunk):
         changes['trunk'] = arch
@@ -130,7 +183,7 @@ def build(spec: TaskModelSpec, arch: Optional[str] = None, weights_backbone: Any
 
 
 BUILDERS = register_specs(SPECS, build, output_key=OUTPUT_KEY)
-_BY_DATASET = {s.dataset: s for s in SPECS}
+_BY_DATASET = {s.dataset: s for s in SPECS if s.official is not None}
 
 
 def build_face_model(num_landmarks: int = 98, arch: str = 'hrnet_w18', dataset: Optional[str] = None,

@@ -11,6 +11,15 @@ clipped to ``[0, W-1] x [0, H-1]``); a box with nothing left is skipped and coun
 as the official ``_load_coco_person_detection_results``: category 1, score >= ``det_score_thresh``,
 boxes used as given.
 
+With ``keypoint_set=`` (a :mod:`hrnet_zoo.tasks.keypoints` set, e.g. the model's) the file may be any
+of mmpose's COCO-style annotation files of that set: its flip pairs, body halves and keypoint count
+apply, a file without a keypoint category is read as is, COCO-WholeBody's parts are concatenated
+into its 133 keypoints (``keypoints``, ``foot_kpts``, ``face_kpts``, ``lefthand_kpts``,
+``righthand_kpts``), COCO-WholeBody-Hand gives one sample per valid hand (``lefthand_box`` /
+``righthand_box``), and an annotation's ``head_size`` (CMU Panoptic, PCKh) is kept. mmpose 0.x's
+hand datasets took the boxes as given: so does the dataset under an ``mmpose0x_*`` codec.
+:class:`MPIIKeypoints` reads MPII's own JSON (``mpii_val.json``) with its head boxes.
+
 Crops and targets follow the heatmap codec (:mod:`hrnet_zoo.tasks.codecs`): ``codec=`` names it;
 unset, the dataset follows the model it is evaluated or trained with (:func:`~.evaluate.evaluate_coco`,
 :func:`~.training.fit_pose` call :meth:`COCOKeypoints.with_codec`), and ``'udp'`` when read on its
@@ -35,13 +44,32 @@ from torchvision.transforms.v2 import functional as TF
 
 from ..codecs import HeatmapCodec, get_codec
 from ..heatmap import gaussian_heatmaps
+from ..keypoints import KeypointSet, get_keypoint_set
 from ..topdown import PIXEL_STD, apply_affine, check_flip_pairs, load_image, normalize
 from .specs import COCO_FLIP_PAIRS, COCO_JOINT_WEIGHTS, COCO_UPPER_BODY_IDS
 
-__all__ = ['COCOKeypoints', 'read_coco_json', 'keypoint_category', 'read_detections', 'half_body_box',
-           'flip_sample', 'heatmap_targets', 'iter_frames']
+__all__ = ['COCOKeypoints', 'MPIIKeypoints', 'read_coco_json', 'keypoint_category', 'read_detections',
+           'half_body_box', 'flip_sample', 'heatmap_targets', 'iter_frames', 'read_mpii_head_boxes']
+
+# COCO-WholeBody's 133 keypoints, in the order of mmpose's coco_wholebody metainfo: the fields of an
+# annotation, concatenated (mmpose CocoWholeBodyDataset.parse_data_info)
+WHOLEBODY_FIELDS = ('keypoints', 'foot_kpts', 'face_kpts', 'lefthand_kpts', 'righthand_kpts')
+# COCO-WholeBody-Hand: one instance per valid hand (mmpose CocoWholeBodyHandDataset: box, keypoints, valid flag)
+WHOLEBODY_HANDS = (('lefthand_box', 'lefthand_kpts', 'lefthand_valid'),
+                   ('righthand_box', 'righthand_kpts', 'righthand_valid'))
 
 CodecLike = Union[None, str, HeatmapCodec]
+
+
+def _category(data: dict, category_id: Optional[int], kps: Optional[KeypointSet]) -> dict:
+    """The keypoint category of a file; a file read with a keypoint set may have none (mmpose's
+    hand, face and animal files name no keypoints): then every category is read (id None)."""
+    try:
+        return keypoint_category(data, category_id)
+    except ValueError:
+        if kps is None:
+            raise
+        return {'id': category_id, 'name': kps.name, 'keypoints': list(kps.keypoint_names)}
 
 
 def read_coco_json(path: str) -> dict:
@@ -71,10 +99,11 @@ def keypoint_category(data: dict, category_id: Optional[int] = None) -> dict:
 
 
 def read_detections(detections: Union[str, Sequence[dict]], score_thresh: float = 0.0,
-                    category_id: int = 1) -> List[dict]:
+                    category_id: Optional[int] = 1) -> List[dict]:
     """Person detections of a COCO detection-results file (or list): ``[{image_id, category_id,
-    bbox [x, y, w, h], score}, ...]``; keeps ``category_id`` (person) with ``score >= score_thresh``
-    and a box of positive size, as the official loader (``TEST.IMAGE_THRE``, default 0.0)."""
+    bbox [x, y, w, h], score}, ...]``; keeps ``category_id`` (person; None: every category) with
+    ``score >= score_thresh`` and a box of positive size, as the official loader
+    (``TEST.IMAGE_THRE``, default 0.0)."""
     where = detections if isinstance(detections, str) else '<detections>'
     if isinstance(detections, str):
         if not os.path.isfile(detections):
@@ -90,10 +119,12 @@ def read_detections(detections: Union[str, Sequence[dict]], score_thresh: float 
     keep = []
     for d in detections:
         box = [float(v) for v in d['bbox'][:4]]
-        if d.get('category_id', category_id) != category_id or float(d.get('score', 1.0)) < score_thresh:
+        if (category_id is not None and d.get('category_id', category_id) != category_id
+                or float(d.get('score', 1.0)) < score_thresh):
             continue
         if box[2] > 0 and box[3] > 0:
-            keep.append({'image_id': d['image_id'], 'bbox': box, 'score': float(d.get('score', 1.0))})
+            keep.append({'image_id': d['image_id'], 'bbox': box, 'score': float(d.get('score', 1.0)),
+                         'category_id': d.get('category_id', category_id)})
     return keep
 
 
@@ -164,6 +195,9 @@ class COCOKeypoints(Dataset):
         codec: the heatmap codec of crops, box cleaning and targets (a name of
             :data:`~hrnet_zoo.tasks.codecs.CODECS`); None: the model's when paired with one by
             evaluation / training, else ``'udp'``.
+        keypoint_set: the keypoint set of the file (a name or a
+            :class:`~hrnet_zoo.tasks.keypoints.KeypointSet`): its flip pairs, body halves and
+            keypoint count, and its annotation layout (see the module docstring).
     Each item is a dict: ``image`` (3, H, W), ``target`` (K, h, w), ``target_weight`` (K, 1),
     ``keypoints`` (K, 3) in crop pixels, ``center``, ``scale``, ``rotation``, ``image_id``,
     ``score`` (1.0 for ground-truth boxes, the detection's score), ``area``, ``index``.
@@ -177,7 +211,8 @@ class COCOKeypoints(Dataset):
                  upper_body_ids: Optional[Sequence[int]] = None,
                  joint_weights: Union[None, str, Sequence[float]] = None, unbiased: Optional[bool] = None,
                  category_id: Optional[int] = None, boxes: Union[None, str, Sequence[dict]] = None,
-                 det_score_thresh: float = 0.0, codec: CodecLike = None):
+                 det_score_thresh: float = 0.0, codec: CodecLike = None,
+                 keypoint_set: Union[None, str, KeypointSet] = None):
         self.ann_file, self.image_root = ann_file, image_root
         self.input_size = tuple(input_size)
         self.heatmap_size = (-(-self.input_size[0] // stride), -(-self.input_size[1] // stride))
@@ -191,18 +226,20 @@ class COCOKeypoints(Dataset):
         self.scale_factor, self.rotation_factor = scale_factor, rotation_factor
         self.rotation_prob, self.flip_prob = rotation_prob, flip_prob
         self.half_body_prob, self.half_body_min_joints = half_body_prob, half_body_min_joints
-        data = read_coco_json(ann_file)
-        self.category = keypoint_category(data, category_id)
-        self.num_keypoints = k = len(self.category['keypoints'])
+        data = self._load_annotations(ann_file)
+        kps = self.keypoint_set = get_keypoint_set(keypoint_set) if isinstance(keypoint_set, str) else keypoint_set
+        self.category = _category(data, category_id, kps)
+        self.num_keypoints = k = kps.num_keypoints if kps is not None else len(self.category['keypoints'])
         if num_keypoints is not None and num_keypoints != k:
             raise ValueError(f'{ann_file}: category {self.category.get("name")!r} has {k} '
                              f'keypoints but {num_keypoints} were expected (model num_keypoints)')
         if flip_pairs is None:
-            flip_pairs = COCO_FLIP_PAIRS if k == 17 else ()
+            flip_pairs = kps.flip_pairs if kps is not None else (COCO_FLIP_PAIRS if k == 17 else ())
         check_flip_pairs(flip_pairs, k)
         self.flip_pairs = tuple(tuple(p) for p in flip_pairs)
-        self.upper_body_ids = tuple(upper_body_ids if upper_body_ids is not None
-                                    else (COCO_UPPER_BODY_IDS if k == 17 else ()))
+        if upper_body_ids is None:
+            upper_body_ids = kps.upper_body_ids if kps is not None else (COCO_UPPER_BODY_IDS if k == 17 else ())
+        self.upper_body_ids = tuple(upper_body_ids)
         self.joint_weights = COCO_JOINT_WEIGHTS if joint_weights == 'coco' else joint_weights
         self.aspect_ratio = self.input_size[1] / self.input_size[0]
         self.boxes_source = boxes if isinstance(boxes, str) else (None if boxes is None else '<detections>')
@@ -222,6 +259,10 @@ class COCOKeypoints(Dataset):
         """The codec items are made with: ``codec``, else ``'udp'``."""
         return self.codec or get_codec('udp')
 
+    def _load_annotations(self, ann_file: str) -> dict:
+        """The file as a COCO-format dict (``images``, ``annotations``, ``categories``)."""
+        return read_coco_json(ann_file)
+
     def with_codec(self, codec: CodecLike) -> 'COCOKeypoints':
         """This dataset under another codec (a shallow copy; the samples are re-made, the box
         cleaning being the codec's)."""
@@ -231,45 +272,68 @@ class COCOKeypoints(Dataset):
         return new
 
     def _make_samples(self) -> None:
-        """Centre / scale of every record under the active codec; ground-truth boxes cleaned by it."""
+        """Centre / scale of every record under the active codec; ground-truth boxes cleaned by it
+        (as given for hands under mmpose 0.x, whose hand datasets did not clean them)."""
         codec, self.samples, self.num_skipped_boxes = self.active_codec, [], 0
+        as_given = codec.mmpose == '0.x' and self.keypoint_set is not None and self.keypoint_set.group == 'hand'
         for r in self.records:
             box = r['bbox']
             if not r['detection']:
-                box = codec.clean_box(box, r['width'], r['height'], r['area'])
+                if as_given:
+                    box = box if box[2] > 0 and box[3] > 0 else None
+                else:
+                    box = codec.clean_box(box, r['width'], r['height'], r['area'])
                 if box is None:
                     self.num_skipped_boxes += 1
                     continue
             center, scale = codec.center_scale(box, self.aspect_ratio)
             area = float(np.prod(scale * PIXEL_STD)) if r['detection'] else r['area']  # official area of a detection
-            self.samples.append({**r, 'center': center, 'scale': scale, 'area': area})
+            self.samples.append({**r, 'clean_bbox': [float(v) for v in box[:4]], 'center': center, 'scale': scale,
+                                 'area': area})
 
     def _record(self, im: dict, box: Sequence[float], keypoints: np.ndarray, area: float, score: float,
-                detection: bool) -> Dict:
+                detection: bool, head_size: float = 0.0, category_id: Optional[int] = None) -> Dict:
         return {'file': os.path.join(self.image_root, im['file_name']), 'image_id': im['id'], 'keypoints': keypoints,
                 'bbox': [float(v) for v in box[:4]], 'width': im['width'], 'height': im['height'],
-                'area': float(area), 'score': float(score), 'detection': detection}
+                'area': float(area), 'score': float(score), 'detection': detection, 'head_size': float(head_size),
+                'category_id': self.category['id'] if category_id is None else category_id}
+
+    def _instances(self, ann: dict) -> List[Tuple[Sequence[float], List[float]]]:
+        """``(box, flat keypoints)`` of each instance of an annotation under the set's layout."""
+        name = self.keypoint_set.name if self.keypoint_set is not None else ''
+        if name == 'coco_wholebody':
+            return [(ann['bbox'], [v for f in WHOLEBODY_FIELDS for v in ann.get(f, [])])]
+        if name == 'coco_wholebody_hand':
+            return [(ann[box], ann[kpts]) for box, kpts, valid in WHOLEBODY_HANDS
+                    if ann.get(valid, True) and box in ann and max(ann.get(kpts, [0])) > 0]
+        return [(ann['bbox'], ann.get('keypoints', []))]
 
     def _index(self, data: dict, images: Dict[int, dict]) -> List[Dict]:
         cat_id, k = self.category['id'], self.num_keypoints
         records = []
         for ann in data['annotations']:
-            if ann.get('category_id') != cat_id or ann.get('iscrowd', 0):
+            if (cat_id is not None and ann.get('category_id') != cat_id) or ann.get('iscrowd', 0):
                 continue
-            kpts = np.asarray(ann.get('keypoints', []), dtype=np.float64)
-            if kpts.size != 3 * k:
-                raise ValueError(f'{self.ann_file}: annotation {ann.get("id")} has {kpts.size // 3} keypoints '
-                                 f'({kpts.size} values) but category {self.category.get("name")!r} defines {k}')
-            kpts = kpts.reshape(k, 3)
-            if kpts[:, 2].max() <= 0:
-                continue
-            im = images.get(ann['image_id'])
-            if im is None:
-                raise ValueError(f'{self.ann_file}: annotation {ann.get("id")} refers to missing '
-                                 f'image {ann["image_id"]}')
-            box = ann['bbox']
-            records.append(self._record(im, box, kpts, ann.get('area', box[2] * box[3]), 1.0, False))
+            for box, flat in self._instances(ann):
+                kpts = np.asarray(flat, dtype=np.float64)
+                if kpts.size != 3 * k:
+                    raise ValueError(f'{self.ann_file}: annotation {ann.get("id")} has {kpts.size // 3} keypoints '
+                                     f'but {k} were expected ({kpts.size} values; {self._what} defines {k})')
+                kpts = kpts.reshape(k, 3)
+                if kpts[:, 2].max() <= 0:
+                    continue
+                im = images.get(ann['image_id'])
+                if im is None:
+                    raise ValueError(f'{self.ann_file}: annotation {ann.get("id")} refers to missing '
+                                     f'image {ann["image_id"]}')
+                records.append(self._record(im, box, kpts, ann.get('area', box[2] * box[3]), 1.0, False,
+                                            ann.get('head_size', 0.0), ann.get('category_id')))
         return records
+
+    @property
+    def _what(self) -> str:
+        return (f'keypoint set {self.keypoint_set.name!r}' if self.keypoint_set is not None
+                else f'category {self.category.get("name")!r}')
 
     def _detections(self, boxes, images: Dict[int, dict], score_thresh: float) -> List[Dict]:
         records = []
@@ -278,7 +342,8 @@ class COCOKeypoints(Dataset):
             if im is None:
                 raise ValueError(f'{self.boxes_source}: detection on image {det["image_id"]}, which '
                                  f'{self.ann_file} does not have')
-            records.append(self._record(im, det['bbox'], np.zeros((self.num_keypoints, 3)), 0.0, det['score'], True))
+            records.append(self._record(im, det['bbox'], np.zeros((self.num_keypoints, 3)), 0.0, det['score'], True,
+                                        category_id=det.get('category_id')))
         return records
 
     def __len__(self) -> int:
@@ -332,34 +397,99 @@ class COCOKeypoints(Dataset):
         }
 
 
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
-VIDEO_SUFFIXES = ('.mp4', '.avi', '.mov', '.mkv', '.webm')
+def read_mpii_head_boxes(source: Union[str, np.ndarray, Sequence]) -> np.ndarray:
+    """MPII's head boxes (N, 4) ``[x1, y1, x2, y2]``, in the order of the annotation file: the
+    official ``mpii_gt_val.mat`` (``headboxes_src`` (2, 2, N), read with SciPy), a ``.npy`` / ``.json``
+    file or an array of (N, 4) or (N, 2, 2)."""
+    if isinstance(source, str):
+        if not os.path.isfile(source):
+            raise FileNotFoundError(f'MPII head-box file {source!r} does not exist')
+        if source.endswith('.mat'):
+            try:
+                from scipy.io import loadmat
+            except ImportError:
+                raise ImportError(f'{source}: reading a .mat file needs SciPy (pip install scipy), or pass the head '
+                                  'boxes as a .npy / .json array of (N, 4) [x1, y1, x2, y2]') from None
+            source = np.transpose(loadmat(source)['headboxes_src'], (2, 0, 1))
+        elif source.endswith('.npy'):
+            source = np.load(source)
+        else:
+            with open(source) as f:
+                source = json.load(f)
+    boxes = np.asarray(source, dtype=np.float64)
+    if boxes.ndim == 3 and boxes.shape[1:] == (2, 2):
+        boxes = boxes.reshape(-1, 4)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f'MPII head boxes must be (N, 4) or (N, 2, 2), got {boxes.shape}')
+    return boxes
+
+
+class MPIIKeypoints(COCOKeypoints):
+    """MPII in its own JSON (the official ``mpii_{train,val}.json``, also mmpose's): per person
+    ``image``, ``joints`` (16 x 2, 1-based), ``joints_vis``, ``center`` and ``scale`` (200 px units)
+    instead of a box. As the official ``MPIIDataset`` and mmpose 0.x ``TopDownMpiiDataset`` (which
+    trained mmpose's MPII checkpoints): the centre moves down by ``15 * scale`` px, the scale grows
+    by 1.25 and everything becomes 0-based (``- 1``). ``head_boxes`` (``mpii_gt_val.mat``, see
+    :func:`read_mpii_head_boxes`) give PCKh's normaliser, one per person in file order; items are
+    those of :class:`COCOKeypoints`."""
+
+    def __init__(self, ann_file: str, image_root: str, input_size: Tuple[int, int] = (256, 256),
+                 head_boxes: Union[None, str, np.ndarray] = None, **kwargs):
+        self._head_boxes = None if head_boxes is None else read_mpii_head_boxes(head_boxes)
+        kwargs.setdefault('keypoint_set', 'mpii')
+        super().__init__(ann_file, image_root, input_size, **kwargs)
+        if self._head_boxes is not None and len(self._head_boxes) != len(self.records):
+            raise ValueError(f'{len(self._head_boxes)} head boxes for {len(self.records)} people of {ann_file}: '
+                             'give the head boxes of this file (mpii_gt_val.mat for mpii_val.json)')
+
+    def _load_annotations(self, ann_file: str) -> dict:
+        if not os.path.isfile(ann_file):
+            raise FileNotFoundError(f'annotation file {ann_file!r} does not exist')
+        with open(ann_file) as f:
+            people = json.load(f)
+        if not isinstance(people, list) or not people or 'joints' not in people[0]:
+            raise ValueError(f'{ann_file}: expected MPII\'s JSON (a list of people with image, joints, joints_vis, '
+                             'center, scale), e.g. mpii_val.json')
+        names = sorted({p['image'] for p in people})
+        ids = {n: i for i, n in enumerate(names)}
+        return {'images': [{'id': ids[n], 'file_name': n, 'width': 0, 'height': 0} for n in names],
+                'annotations': [dict(p, image_id=ids[p['image']], id=i) for i, p in enumerate(people)],
+                'categories': []}
+
+    def _index(self, data: dict, images: Dict[int, dict]) -> List[Dict]:
+        records = []
+        for i, ann in enumerate(data['annotations']):
+            joints = np.asarray(ann['joints'], dtype=np.float64).reshape(-1, 2) - 1
+            vis = np.asarray(ann['joints_vis'], dtype=np.float64).reshape(-1, 1)
+            center = np.asarray(ann['center'], dtype=np.float64).copy()
+            scale = float(ann['scale'])
+            if center[0] != -1:
+                center[1] += 15 * scale
+                scale *= 1.25
+            center -= 1
+            size = scale * PIXEL_STD
+            record = self._record(images[ann['image_id']], [center[0] - size / 2, center[1] - size / 2, size, size],
+                                  np.concatenate([joints, vis], axis=1), size * size * 0.53, 1.0, False)
+            record.update(center=center.astype(np.float32), scale=np.array([scale, scale], dtype=np.float32),
+                          head_box=None if self._head_boxes is None else self._head_boxes[i])
+            records.append(record)
+        return records
+
+    def _make_samples(self) -> None:
+        """MPII gives every person's centre and scale: no box to clean."""
+        self.samples, self.num_skipped_boxes = [{**r, 'clean_bbox': r['bbox']} for r in self.records], 0
 
 
 def iter_frames(paths: Sequence[str]) -> Iterator[Tuple[str, torch.Tensor]]:
-    """``(name, image (3, H, W) float in [0, 1])`` for every image of ``paths``: image files,
-    folders (their images, sorted), animated GIFs (``torchvision.io.decode_gif``, one item per
-    frame, named ``file#00003``) and videos (decoded by torchcodec, torchvision's video decoder
-    since torchvision.io dropped video reading)."""
-    from torchvision.io import decode_gif, read_file
+    """Deprecated: use :func:`hrnet_zoo.tasks.video.open_source` (videos through PyAV, webcams,
+    streams, each frame's index and time). ``(name, image (3, H, W) float in [0, 1])`` for every
+    frame of ``paths`` (image files, folders, GIFs, videos), named ``file#00003`` inside a GIF or
+    video as before."""
+    import warnings
+    from ..video import open_source
+    warnings.warn('hrnet_zoo.tasks.pose.data.iter_frames is deprecated: use hrnet_zoo.tasks.video.open_source',
+                  DeprecationWarning, stacklevel=2)
     for path in paths:
-        if os.path.isdir(path):
-            files = sorted(f for f in os.listdir(path) if f.lower().endswith(IMAGE_SUFFIXES + ('.gif',)))
-            yield from iter_frames([os.path.join(path, f) for f in files])
-        elif not os.path.isfile(path):
-            raise FileNotFoundError(f'image, folder or video {path!r} does not exist')
-        elif path.lower().endswith('.gif'):
-            frames = decode_gif(read_file(path))
-            frames = frames[None] if frames.dim() == 3 else frames  # (N, C, H, W) uint8
-            for i, frame in enumerate(frames):
-                yield f'{path}#{i:05d}', frame[:3].float() / 255.0
-        elif path.lower().endswith(VIDEO_SUFFIXES):
-            try:
-                from torchcodec.decoders import VideoDecoder
-            except ImportError:
-                raise ImportError(f'{path}: video input needs torchcodec (pip install torchcodec); or pass a '
-                                  'folder of frames or an animated GIF') from None
-            for i, frame in enumerate(VideoDecoder(path)):
-                yield f'{path}#{i:05d}', frame[:3].float() / 255.0
-        else:
-            yield path, load_image(path)
+        with open_source(path) as source:
+            for frame in source:
+                yield frame.name, frame.image.float() / 255.0

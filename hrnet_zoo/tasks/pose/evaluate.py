@@ -7,6 +7,12 @@ overrides it, ``method=`` replaces only its refinement: ``'argmax'``, ``'quarter
 * :func:`evaluate_coco`: COCO keypoint AP of a model on a :class:`~.data.COCOKeypoints` set, on
   its ground-truth boxes (no NMS, as before) or on person detections (``boxes=``: rescoring and
   OKS-NMS, as the official ``COCODataset.evaluate``), optionally writing the COCO results file.
+* :func:`evaluate_keypoints`: the field's metric of the model's keypoint set
+  (:mod:`hrnet_zoo.tasks.keypoints`): OKS AP with the set's sigmas (COCO-style sets, by the box
+  area where mmpose's evaluator does (``use_area=False``: AIC, CrowdPose), per part for
+  COCO-WholeBody, on the first 17 outputs for COCO+AIC "combine"), PCKh@0.5 with MPII's head boxes
+  (:class:`~.data.MPIIKeypoints`), or PCK / PCKh / AUC / EPE / NME on ground-truth boxes (hands,
+  fashion, Human3.6M, Horse-10, AnimalKingdom), under mmpose's names.
 * :func:`predict`: every person of one image, from given boxes, a detector or the whole image.
 """
 from __future__ import annotations
@@ -22,12 +28,19 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from ..codecs import HeatmapCodec, dataset_with_codec, resolve_codec
+from ..keypoints import KeypointSet
 from ..topdown import PIXEL_STD, load_image, normalize
-from .metrics import COCO_OKS_SIGMAS, coco_keypoint_ap, keypoint_results, rescore
+from .metrics import COCO_OKS_SIGMAS, coco_keypoint_ap, keypoint_results, load_coco, rescore
 from .nms import oks_nms, soft_oks_nms
+from .pck import mpii_pckh, set_metrics
 
-__all__ = ['predict', 'predict_dataset', 'evaluate_coco', 'select_people', 'detection_results',
-           'keypoints_of_crops', 'build_detector', 'detect_people']
+__all__ = ['predict', 'predict_dataset', 'evaluate_coco', 'evaluate_keypoints', 'coco_results', 'oks_ground_truth',
+           'select_people', 'detection_results', 'keypoints_of_crops', 'build_detector', 'detect_people',
+           'WHOLEBODY_PARTS']
+
+# COCO-WholeBody's parts in its 133 keypoints (mmpose CocoWholeBodyMetric's cuts: 17, 6, 68, 21, 21)
+WHOLEBODY_PARTS = {'Body': (0, 17), 'Foot': (17, 23), 'Face': (23, 91), 'Left hand': (91, 112),
+                   'Right hand': (112, 133)}
 
 
 CodecLike = Union[None, str, HeatmapCodec]
@@ -116,7 +129,8 @@ def detection_results(pred: Dict[str, np.ndarray], category_id: int = 1, vis_thr
                       oks_thresh: float = 0.9, soft_nms: bool = False,
                       sigmas: Optional[Sequence[float]] = None) -> List[dict]:
     """COCO keypoint result records from :func:`predict_dataset` on detection boxes: per image,
-    rescored and OKS-NMSed (the official ``COCODataset.evaluate``)."""
+    rescored and OKS-NMSed (the official ``COCODataset.evaluate``); each box's own category when
+    ``pred`` has ``category_ids``."""
     by_image: Dict[int, List[int]] = defaultdict(list)
     for i, image_id in enumerate(pred['image_ids'].tolist()):
         by_image[image_id].append(i)
@@ -128,38 +142,147 @@ def detection_results(pred: Dict[str, np.ndarray], category_id: int = 1, vis_thr
         for j in keep:
             r = rows[j]
             flat = np.concatenate([pred['keypoints'][r], pred['scores'][r][:, None]], axis=1).reshape(-1)
-            results.append({'image_id': int(image_id), 'category_id': int(category_id),
+            cat = pred['category_ids'][r] if 'category_ids' in pred else category_id
+            results.append({'image_id': int(image_id), 'category_id': int(cat),
                             'keypoints': [round(float(v), 3) for v in flat], 'score': float(person[j])})
     return results
 
 
-def evaluate_coco(model: nn.Module, dataset, batch_size: int = 32, flip_test: bool = True,
-                  method: Optional[str] = None, sigmas: Optional[Sequence[float]] = None,
-                  device: Optional[torch.device] = None, num_workers: int = 0, vis_thresh: float = 0.2,
-                  oks_thresh: float = 0.9, soft_nms: bool = False, results_json: Optional[str] = None,
-                  progress: bool = False, codec: CodecLike = None) -> Dict[str, float]:
-    """COCO keypoint AP/AR of ``model`` on ``dataset`` against ``dataset.ann_file``, crops and
-    decoding under the model's codec (``codec`` overrides it; see :func:`predict_dataset`).
-
-    On ground-truth boxes (the default dataset) every prediction is kept. On detection boxes
-    (``COCOKeypoints(..., boxes=DETS.json)``) each person is rescored and duplicates are removed
-    by OKS-NMS per image (``oks_thresh``; ``soft_nms`` for the Gaussian variant), as the official
-    evaluation. ``results_json``: also write the COCO results file there."""
+def coco_results(model: nn.Module, dataset, batch_size: int = 32, flip_test: bool = True,
+                 method: Optional[str] = None, sigmas: Optional[Sequence[float]] = None,
+                 device: Optional[torch.device] = None, num_workers: int = 0, vis_thresh: float = 0.2,
+                 oks_thresh: float = 0.9, soft_nms: bool = False, progress: bool = False, codec: CodecLike = None,
+                 keypoint_indices: Optional[Sequence[int]] = None) -> List[dict]:
+    """COCO keypoint result records of ``model`` on ``dataset`` (see :func:`evaluate_coco`), each
+    with the category of its box; ``keypoint_indices``: only these outputs (COCO+AIC "combine":
+    its first 17 on COCO)."""
     pred = predict_dataset(model, dataset, batch_size, flip_test, method, device, num_workers, progress,
                            codec=codec)
-    cat = dataset.category['id']
+    if keypoint_indices is not None:
+        idx = list(keypoint_indices)
+        pred['keypoints'], pred['scores'] = pred['keypoints'][:, idx], pred['scores'][:, idx]
+    samples = getattr(dataset, 'samples', None)
+    cats = dataset.category['id'] if samples is None else np.array(
+        [s.get('category_id', dataset.category['id']) or 1 for s in samples])
     if getattr(dataset, 'boxes_source', None) is None:
-        results = keypoint_results(pred['image_ids'], pred['keypoints'], pred['scores'], pred['box_scores'],
-                                   category_id=cat, in_vis_thre=vis_thresh)
-    else:
-        results = detection_results(pred, cat, vis_thresh, oks_thresh, soft_nms, sigmas)
+        return keypoint_results(pred['image_ids'], pred['keypoints'], pred['scores'], pred['box_scores'],
+                                category_id=cats if cats is not None else 1, in_vis_thre=vis_thresh)
+    if samples is not None:
+        pred['category_ids'] = cats
+    return detection_results(pred, dataset.category['id'] or 1, vis_thresh, oks_thresh, soft_nms, sigmas)
+
+
+def _write_results(results: List[dict], results_json: Optional[str]) -> None:
     if results_json and _shard()[0] == 0:
         folder = os.path.dirname(os.path.abspath(results_json))
         os.makedirs(folder, exist_ok=True)
         with open(results_json + '.tmp', 'w') as f:
             json.dump(results, f)
         os.replace(results_json + '.tmp', results_json)
-    return coco_keypoint_ap(dataset.ann_file, results, sigmas=sigmas)
+
+
+def evaluate_coco(model: nn.Module, dataset, batch_size: int = 32, flip_test: bool = True,
+                  method: Optional[str] = None, sigmas: Optional[Sequence[float]] = None,
+                  device: Optional[torch.device] = None, num_workers: int = 0, vis_thresh: float = 0.2,
+                  oks_thresh: float = 0.9, soft_nms: bool = False, results_json: Optional[str] = None,
+                  progress: bool = False, codec: CodecLike = None, gt: Any = None,
+                  keypoint_indices: Optional[Sequence[int]] = None) -> Dict[str, float]:
+    """COCO keypoint AP/AR of ``model`` on ``dataset`` against ``dataset.ann_file`` (or ``gt``, a
+    COCO-format dict, e.g. :func:`oks_ground_truth`), crops and decoding under the model's codec
+    (``codec`` overrides it; see :func:`predict_dataset`).
+
+    On ground-truth boxes (the default dataset) every prediction is kept. On detection boxes
+    (``COCOKeypoints(..., boxes=DETS.json)``) each person is rescored and duplicates are removed
+    by OKS-NMS per image (``oks_thresh``; ``soft_nms`` for the Gaussian variant), as the official
+    evaluation. ``results_json``: also write the COCO results file there."""
+    results = coco_results(model, dataset, batch_size, flip_test, method, sigmas, device, num_workers, vis_thresh,
+                           oks_thresh, soft_nms, progress, codec, keypoint_indices)
+    _write_results(results, results_json)
+    return coco_keypoint_ap(dataset.ann_file if gt is None else gt, results, sigmas=sigmas)
+
+
+def oks_ground_truth(ann: Union[str, dict], kps: KeypointSet) -> dict:
+    """The ground truth of an mmpose COCO-style file as COCOeval reads it for the set ``kps``:
+    COCO-WholeBody's parts concatenated into its 133 keypoints (``num_keypoints`` recounted), and
+    for sets evaluated by the box (``normalizer='bbox_area'``: mmpose ``CocoMetric(use_area=
+    False)``, xtcocotools) every area replaced by ``0.53 * w * h`` of the box."""
+    from .data import WHOLEBODY_FIELDS, read_coco_json
+    data = read_coco_json(ann) if isinstance(ann, str) else ann
+    metric = kps.metrics[0] if kps.metrics else None
+    out = dict(data, annotations=[])
+    for a in data['annotations']:
+        a = dict(a)
+        if kps.name == 'coco_wholebody':
+            a['keypoints'] = [v for f in WHOLEBODY_FIELDS for v in a.get(f, [])]
+            a['num_keypoints'] = int(np.count_nonzero(np.asarray(a['keypoints'])[2::3] > 0))
+        if metric is not None and metric.normalizer == 'bbox_area':
+            a['area'] = 0.53 * a['bbox'][2] * a['bbox'][3]
+        out['annotations'].append(a)
+    if not any(c.get('keypoints') for c in out.get('categories', [])):  # mmpose's animal / hand files
+        cats = sorted({a.get('category_id', 1) for a in out['annotations']})
+        out['categories'] = [{'id': c, 'name': str(c), 'keypoints': list(kps.keypoint_names)} for c in cats]
+    return out
+
+
+def _part(gt: dict, results: List[dict], lo: int, hi: int) -> Tuple[dict, List[dict]]:
+    """Ground truth and results cut to keypoints ``lo .. hi - 1`` (one part of a whole-body set)."""
+    anns = []
+    for a in gt['annotations']:
+        k = a['keypoints'][3 * lo:3 * hi]
+        anns.append(dict(a, keypoints=k, num_keypoints=int(np.count_nonzero(np.asarray(k)[2::3] > 0))))
+    return dict(gt, annotations=anns), [dict(r, keypoints=r['keypoints'][3 * lo:3 * hi]) for r in results]
+
+
+def evaluate_keypoints(model: nn.Module, dataset, kps: Optional[KeypointSet] = None, batch_size: int = 32,
+                       flip_test: bool = True, method: Optional[str] = None, sigmas: Optional[Sequence[float]] = None,
+                       codec: CodecLike = None, results_json: Optional[str] = None, **options: Any) -> Dict[str, float]:
+    """The field's metric of the keypoint set ``kps`` (default: the model's,
+    :func:`~.specs.keypoint_set_of`, else the dataset's) for ``model`` on ``dataset``:
+
+    * ``'AP'`` sets: :func:`evaluate_coco` with the set's sigmas (``sigmas`` overrides) against
+      :func:`oks_ground_truth`, on the set's scored outputs (``keypoint_indices``); COCO-WholeBody
+      adds ``Body AP`` ... ``Right hand AP`` (one COCOeval per part, its sigmas);
+    * MPII (``'PCKh'`` by head boxes, :class:`~.data.MPIIKeypoints`): the official table
+      (:func:`~.pck.mpii_pckh`: ``Head`` ... ``Mean``, ``Mean@0.1``);
+    * PCK / PCKh / AUC / EPE / NME sets: :func:`~.pck.set_metrics` on the ground-truth boxes
+      (the cleaned box of each sample, an annotation's ``head_size``).
+    ``options``: those of :func:`evaluate_coco` (``oks_thresh``, ``vis_thresh``, ``num_workers``, ...)."""
+    from .specs import keypoint_set_of
+    kps = kps or keypoint_set_of(model) or getattr(dataset, 'keypoint_set', None)
+    metric = kps.metrics[0] if kps is not None and kps.metrics else None
+    if metric is None or metric.metric == 'AP':
+        sig = sigmas if sigmas is not None else (kps.sigmas if kps is not None else None)
+        if kps is None:
+            return evaluate_coco(model, dataset, batch_size, flip_test, method, sig, codec=codec,
+                                 results_json=results_json, **options)
+        idx = metric.keypoint_indices
+        sig = None if sig is None else (np.asarray(sig)[list(idx)] if idx is not None else sig)
+        gt = oks_ground_truth(dataset.ann_file, kps)
+        results = coco_results(model, dataset, batch_size, flip_test, method, sig, codec=codec, keypoint_indices=idx,
+                               **options)
+        _write_results(results, results_json)
+        stats = coco_keypoint_ap(load_coco(gt), results, sigmas=sig)
+        if kps.name == 'coco_wholebody':
+            for part, (lo, hi) in WHOLEBODY_PARTS.items():
+                part_gt, part_results = _part(gt, results, lo, hi)
+                stats[f'{part} AP'] = coco_keypoint_ap(load_coco(part_gt), part_results, sigmas=sig[lo:hi])['AP']
+        return stats
+    if metric.metric == 'mAP':
+        raise ValueError(f'{kps.name} is evaluated with PoseTrack\'s multi-person mAP (poseval), which hrnet-zoo '
+                         'does not implement: write the results and run poseval, or evaluate another set')
+    pred = predict_dataset(model, dataset, batch_size, flip_test, method, codec=codec,
+                           **{k: options[k] for k in ('device', 'num_workers', 'progress') if k in options})
+    samples = dataset.samples
+    gt = np.stack([s['keypoints'][:, :2] for s in samples])
+    mask = np.stack([s['keypoints'][:, 2] > 0 for s in samples])
+    if metric.metric == 'PCKh' and metric.normalizer == 'head' and kps.name == 'mpii':
+        heads = [s.get('head_box') for s in samples]
+        if any(h is None for h in heads):
+            raise ValueError('MPII PCKh needs the head boxes: MPIIKeypoints(..., head_boxes=mpii_gt_val.mat)')
+        return mpii_pckh(pred['keypoints'], gt, mask, np.stack(heads), metric.threshold)
+    boxes = np.array([s.get('clean_bbox', s['bbox']) for s in samples], dtype=np.float64)
+    heads = np.array([s.get('head_size', 0.0) for s in samples], dtype=np.float64)
+    return set_metrics(kps.metrics, pred['keypoints'], gt, mask, bboxes=boxes, head_sizes=heads)
 
 
 # --- one image ------------------------------------------------------------------------------------

@@ -45,9 +45,10 @@ def load_coco(ann: Union[str, dict]):
 
 
 def keypoint_results(image_ids: Sequence[int], keypoints: np.ndarray, scores: np.ndarray,
-                     box_scores: Optional[Sequence[float]] = None, category_id: int = 1,
+                     box_scores: Optional[Sequence[float]] = None, category_id: Union[int, Sequence[int]] = 1,
                      in_vis_thre: float = 0.2) -> List[dict]:
-    """COCO result records from image keypoints (N, K, 2) and keypoint confidences (N, K)."""
+    """COCO result records from image keypoints (N, K, 2) and keypoint confidences (N, K);
+    ``category_id`` one for all or one per instance (AP-10K: the species of its box)."""
     keypoints = np.asarray(keypoints, dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64)
     n = len(image_ids)
@@ -55,7 +56,8 @@ def keypoint_results(image_ids: Sequence[int], keypoints: np.ndarray, scores: np
         raise ValueError(f'{n} image ids, keypoints {keypoints.shape}, scores {scores.shape} do not match')
     person = rescore(scores, np.ones(n) if box_scores is None else box_scores, in_vis_thre)
     flat = np.concatenate([keypoints, scores[..., None]], axis=-1).reshape(n, -1)
-    return [{'image_id': int(image_ids[i]), 'category_id': int(category_id),
+    cats = np.broadcast_to(np.asarray(category_id), (n,))
+    return [{'image_id': int(image_ids[i]), 'category_id': int(cats[i]),
              'keypoints': [float(v) for v in flat[i]], 'score': float(person[i])} for i in range(n)]
 
 

@@ -5,7 +5,13 @@ the input, as in the official deep-high-resolution-net.pytorch ``PoseHighResolut
 
 The official checkpoints' keys (``conv1, bn1, conv2, bn2, layer1, transition1..3, stage2..4``,
 ``final_layer``) are exactly this model's; the key map (:data:`~.specs.OFFICIAL_KEY_MAP`) only
-strips ``module.``.
+strips ``module.``. mmpose's body / animal HRNets are the same network (``TopdownHeatmapSimpleHead`` /
+``HeatmapHead`` with no deconvolution: one 1x1 conv), its ``udp_regress`` models with three maps
+per keypoint (``maps_per_keypoint=3``: disc, x and y offset).
+
+:class:`PoseHRNetV2` is mmpose's hand model (HRNetV2-W18, ``hand_2d_keypoint/topdown_heatmap``):
+the landmark network of :class:`~hrnet_zoo.tasks.landmarks.FaceHRNet` (bilinear fusions, the V2
+concat of 270 channels, 1x1 conv + BN + ReLU, 1x1 conv to K heatmaps) with the pose interface.
 """
 from __future__ import annotations
 
@@ -18,9 +24,10 @@ from torch import nn
 from ...backbone import HRNet
 from ...configs import HRNetConfig, get_config
 from ..codecs import DEFAULT_CODEC
+from ..landmarks.models import FaceHRNet
 from ..topdown import check_flip_pairs
 
-__all__ = ['PoseHRNet']
+__all__ = ['PoseHRNet', 'PoseHRNetV2']
 
 
 def _default_flip_pairs(num_keypoints: int) -> Tuple[Tuple[int, int], ...]:
@@ -40,13 +47,17 @@ class PoseHRNet(HRNet):
         pretrained_cfg: the timm-style config of a named model (its spec's); without one a
             default config describing this construction is made (heatmap codec ``'udp'``, the
             default of generic models: see :mod:`~hrnet_zoo.tasks.pose.specs`).
+        maps_per_keypoint: heatmaps per keypoint: 1, or 3 for mmpose's combined targets (a disc
+            and the x / y offsets, decoded by the ``mmpose_udp_combined`` codecs).
     """
 
     def __init__(self, cfg: Union[HRNetConfig, str], num_keypoints: int = 17, in_chans: int = 3,
                  flip_pairs: Optional[Sequence[Tuple[int, int]]] = None,
-                 input_size: Tuple[int, int] = (256, 192), pretrained_cfg: Optional[Dict[str, Any]] = None):
-        if num_keypoints < 1:
-            raise ValueError(f'num_keypoints must be positive, got {num_keypoints}')
+                 input_size: Tuple[int, int] = (256, 192), pretrained_cfg: Optional[Dict[str, Any]] = None,
+                 maps_per_keypoint: int = 1):
+        if num_keypoints < 1 or maps_per_keypoint not in (1, 3):
+            raise ValueError(f'num_keypoints must be positive and maps_per_keypoint 1 or 3, got {num_keypoints}, '
+                             f'{maps_per_keypoint}')
         trunk = cfg if isinstance(cfg, str) else None
         super().__init__(get_config(cfg) if isinstance(cfg, str) else cfg, in_chans=in_chans,
                          multi_scale_output=False)
@@ -61,7 +72,8 @@ class PoseHRNet(HRNet):
             'num_keypoints': num_keypoints, 'num_outputs': num_keypoints,
             'flip_pairs': [list(p) for p in self.flip_pairs], 'license': None, 'hf_hub_id': None,
             'codec': DEFAULT_CODEC}
-        self.final_layer = nn.Conv2d(self.branch_channels[0], num_keypoints, kernel_size=1)
+        self.maps_per_keypoint = maps_per_keypoint
+        self.final_layer = nn.Conv2d(self.branch_channels[0], num_keypoints * maps_per_keypoint, kernel_size=1)
         nn.init.normal_(self.final_layer.weight, std=0.001)
         nn.init.zeros_(self.final_layer.bias)
 
@@ -72,3 +84,24 @@ class PoseHRNet(HRNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.final_layer(super().forward(x)[0])
+
+
+class PoseHRNetV2(FaceHRNet):
+    """HRNetV2 keypoint model (mmpose's hand HRNetV2-W18): ``forward(x)`` -> heatmaps (N, K,
+    ceil(H/4), ceil(W/4)); the network of :class:`~hrnet_zoo.tasks.landmarks.FaceHRNet` (its keys
+    ``representation.mix.{0,1}``, ``final_layer``), with ``num_keypoints`` and the pose defaults
+    (BatchNorm momentum 0.1, mmpose's; no flip pairs unless given)."""
+
+    def __init__(self, cfg: Union[HRNetConfig, str], num_keypoints: int = 21, in_chans: int = 3,
+                 flip_pairs: Sequence[Tuple[int, int]] = (), input_size: Tuple[int, int] = (256, 256),
+                 bn_momentum: float = 0.1, align_corners: bool = False,
+                 pretrained_cfg: Optional[Dict[str, Any]] = None):
+        check_flip_pairs(flip_pairs, num_keypoints)
+        super().__init__(cfg, num_landmarks=num_keypoints, in_chans=in_chans, flip_pairs=flip_pairs,
+                         input_size=input_size, bn_momentum=bn_momentum, align_corners=align_corners,
+                         pretrained_cfg=pretrained_cfg)
+        self.num_keypoints = num_keypoints
+        if pretrained_cfg is None:
+            cfg_ = dict(self.pretrained_cfg, task='pose', num_keypoints=num_keypoints)
+            cfg_.pop('num_landmarks', None)
+            self.pretrained_cfg = cfg_

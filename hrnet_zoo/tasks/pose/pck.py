@@ -24,6 +24,10 @@ error. All results are fractions (x 100 for the tables that print percent).
   (``i = 0 .. num_thresholds - 1``) of ``norm_factor`` pixels (defaults 20 and 30 px: 0, 1.5, ...,
   28.5 px). Threshold 0 counts nothing (strict ``<``), so perfect predictions score
   ``(num_thresholds - 1) / num_thresholds`` = 0.95, as in mmpose's published AUCs.
+- ``keypoint_nme``: mmpose's ``keypoint_nme``: the mean normalised distance over the visible
+  keypoints (Horse-10: normalised by the nose-eye distance of each instance).
+- :func:`set_metrics`: every metric a keypoint set lists (:class:`~hrnet_zoo.tasks.keypoints.Metric`)
+  but COCO AP, under mmpose's names (``PCK@0.2``, ``PCKh@0.7``, ``AUC``, ``EPE``, ``NME``).
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 
 __all__ = ['MPII_SC_BIAS', 'MPII_JOINT_GROUPS', 'bbox_size', 'head_size', 'pck_accuracy', 'pck', 'pckh',
-           'mpii_pckh', 'epe', 'pck_auc']
+           'mpii_pckh', 'epe', 'pck_auc', 'keypoint_nme', 'set_metrics']
 
 ArrayLike = Union[np.ndarray, Sequence]
 MPII_SC_BIAS = 0.6  # head size = 0.6 x head-box diagonal (official evaluate, mmpose MpiiDataset)
@@ -181,3 +185,56 @@ def pck_auc(pred: ArrayLike, gt: ArrayLike, mask: Optional[ArrayLike] = None, no
     thresholds = np.arange(num_thresholds) / num_thresholds
     curve = _share_within(_distances(pred, gt, mask, norm_factor), thresholds)  # (T, K)
     return float(np.mean([_nanmean(row) for row in curve]))
+
+
+def keypoint_nme(pred: ArrayLike, gt: ArrayLike, mask: Optional[ArrayLike], norm: ArrayLike) -> float:
+    """mmpose's ``keypoint_nme``: the mean of ``||pred - gt|| / s`` over the visible keypoints of
+    instances whose normaliser ``s`` (scalar, (N,) or (N, D)) is positive (0.0 when none)."""
+    return _nanmean(_distances(pred, gt, mask, norm).ravel())
+
+
+def set_metrics(metrics: Sequence, pred: ArrayLike, gt: ArrayLike, mask: Optional[ArrayLike] = None,
+                bboxes: Optional[ArrayLike] = None, head_sizes: Optional[ArrayLike] = None) -> Dict[str, float]:
+    """The metrics a keypoint set lists (its :class:`~hrnet_zoo.tasks.keypoints.Metric` entries; not
+    ``'AP'`` / ``'mAP'``, which need the COCO / PoseTrack evaluators), named as mmpose reports them:
+    ``PCK@t`` (normalised by ``bbox_size`` of ``bboxes`` (N, 4) xywh, by ``head_sizes`` (N,), or by
+    the distance of two keypoints of each instance), ``PCKh@t`` (head), ``AUC`` (pixels), ``EPE``
+    and ``NME`` (the keypoints' distance or the box size). Instances whose normaliser is 0 are left
+    out of a metric, as mmpose does."""
+    pred_, gt_, mask_ = _coords(pred, gt, mask)
+    out: Dict[str, float] = {}
+    for m in metrics:
+        if m.metric in ('AP', 'mAP'):
+            raise ValueError(f'{m.metric} is a COCO / PoseTrack evaluation; use evaluate_coco')
+        if m.metric == 'EPE':
+            out['EPE'] = epe(pred_, gt_, mask_)
+            continue
+        if m.metric == 'AUC':
+            out['AUC'] = pck_auc(pred_, gt_, mask_, m.norm_factor or 30.0, m.num_thresholds or 20)
+            continue
+        norm = _normaliser(m, gt_, bboxes, head_sizes)
+        if m.metric == 'NME':
+            out['NME'] = keypoint_nme(pred_, gt_, mask_, norm)
+        elif m.metric in ('PCK', 'PCKh'):
+            out[f'{m.metric}@{m.threshold:g}'] = _nanmean(pck_accuracy(pred_, gt_, mask_, norm, m.threshold))
+        else:
+            raise ValueError(f'unknown metric {m.metric!r}')
+    return out
+
+
+def _normaliser(m, gt: np.ndarray, bboxes: Optional[ArrayLike], head_sizes: Optional[ArrayLike]) -> np.ndarray:
+    """The per-instance normaliser (N,) a :class:`~hrnet_zoo.tasks.keypoints.Metric` names."""
+    if m.normalizer in ('bbox', 'bbox_size'):
+        if bboxes is None:
+            raise ValueError(f'{m.metric} is normalised by the box: pass bboxes (N, 4) [x, y, w, h]')
+        return bbox_size(bboxes)
+    if m.normalizer == 'head':
+        if head_sizes is None:
+            raise ValueError(f'{m.metric} is normalised by the head size: pass head_sizes (N,)')
+        return np.asarray(head_sizes, dtype=np.float64).reshape(-1)
+    if m.normalizer == 'keypoints':
+        a, b = m.norm_keypoints
+        return np.linalg.norm(gt[:, a] - gt[:, b], axis=-1)
+    if m.normalizer == 'pixels':
+        return np.full(len(gt), float(m.norm_factor))
+    raise ValueError(f'{m.metric}: unsupported normaliser {m.normalizer!r}')

@@ -1,10 +1,12 @@
 """Semantic segmentation with HRNetV2 (paper Sec. 5.2) and HRNetV2 + OCR.
 
 The named models (:mod:`.specs`, e.g. ``hrnet_w48_seg_cityscapes``) are attributes of this
-package and :func:`hrnet_zoo.create_model` names. Rooms: ``specs`` (the model table), ``models``
-(+ ``ocr``), ``data`` (datasets) and ``transforms`` (paired image/mask transforms), ``loss``,
-``metrics`` (mIoU), ``evaluate`` (the official test protocol: multi-scale, flip, windows),
-``training`` (engine glue); ``python -m hrnet_zoo.tasks.segmentation train|eval|predict``.
+package and :func:`hrnet_zoo.create_model` names; the ``*_mmseg`` ones are mmsegmentation's
+FCN-HRNet and OCRNet-HRNet as mmseg builds and tests them. Rooms: ``specs`` (the model table),
+``models`` (+ ``ocr``), ``metainfo`` (each dataset's classes and palette), ``data`` (datasets) and
+``transforms`` (paired image/mask transforms), ``loss``, ``metrics`` (mIoU), ``evaluate`` (the
+official test protocol and mmseg's: multi-scale, flip, windows), ``training`` (engine glue);
+``python -m hrnet_zoo.tasks.segmentation train|eval|predict``.
 """
 from __future__ import annotations
 
@@ -19,15 +21,17 @@ from ...checkpoint import unwrap_state_dict
 from ..registry import TASK_MODELS, TASK_SPECS, load_checkpoint
 from .data import CityscapesList, CityscapesTorchvision, ImageMaskFolder, SyntheticShapes
 from .evaluate import evaluate, predict, sliding_window
+from .metainfo import DATASETS
 from .loss import IGNORE_INDEX, SegmentationLoss
 from .metrics import ConfusionMatrix
 from .models import HRNetSegmentation
 from .ocr import HRNetOCRSegmentation
-from .specs import OFFICIAL_KEY_MAP, OUTPUT_KEYS, SPECS
+from .specs import MMSEG_SPECS, OFFICIAL_KEY_MAP, OUTPUT_KEYS, SPECS
 from .training import fit
 from .transforms import Compose, Normalize, RandomHorizontalFlip, eval_transforms, train_transforms
 
-__all__ = ['HRNetSegmentation', 'HRNetOCRSegmentation', 'SPECS', 'load_official_checkpoint', 'SegmentationLoss',
+__all__ = ['HRNetSegmentation', 'HRNetOCRSegmentation', 'SPECS', 'MMSEG_SPECS', 'DATASETS', 'load_official_checkpoint',
+           'SegmentationLoss',
            'ConfusionMatrix', 'predict', 'evaluate', 'fit', 'train_transforms', 'eval_transforms']
 
 
@@ -89,4 +93,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__():
-    return sorted(set(globals()) | {s.name for s in SPECS} | set(_DEPRECATED))
+    return sorted(set(globals()) | {s.name for s in SPECS + MMSEG_SPECS} | set(_DEPRECATED))

@@ -18,20 +18,15 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from .loss import IGNORE_INDEX
+from .metainfo import get_dataset
 
 # Cityscapes label id -> train id (the official ``label_mapping`` of lib/datasets/cityscapes.py);
 # every other id (0-6, 9, 10, 14-16, 18, 29, 30, -1) becomes the ignore index.
 CITYSCAPES_ID_TO_TRAINID: Dict[int, int] = {
     7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12,
     26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
-CITYSCAPES_CLASSES = (
-    'road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light', 'traffic sign',
-    'vegetation', 'terrain', 'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle',
-    'bicycle')
-CITYSCAPES_PALETTE = (
-    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
-    (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60),
-    (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32))
+CITYSCAPES_CLASSES = get_dataset('cityscapes').classes  # the 19 train ids' names (.metainfo)
+CITYSCAPES_PALETTE = get_dataset('cityscapes').palette
 # Per-class loss weights of the official Cityscapes dataset class (``class_weights``), used by its
 # cross-entropy for the 19 train ids.
 CITYSCAPES_CLASS_WEIGHTS = (

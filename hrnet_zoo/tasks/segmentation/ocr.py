@@ -12,6 +12,14 @@ names so official checkpoints map with the ``model.`` prefix only:
 In training mode ``forward`` returns ``{'out': logits, 'aux': aux_logits}`` (both at the input size;
 the official loss weights them 1 and 0.4, ``LOSS.BALANCE_WEIGHTS``); in eval mode the logits only.
 The official OCR configs use ``ALIGN_CORNERS=True``.
+
+mmsegmentation's OCRNet (``configs/_base_/models/ocrnet_hr18.py``: ``decode_head.0`` an ``FCNHead``,
+``decode_head.1`` an ``OCRHead``, ``mmseg/models/decode_heads/ocr_head.py``) is the same network with
+``align_corners=False``, ``head_bias=False`` (its ``bottleneck`` 3x3 conv and the auxiliary head's
+first conv have no bias), ``dropout=0`` (``dropout_ratio=-1``: no dropout anywhere) and the fusion
+``fuse_upsample='factor'`` of :mod:`.models`; its query / key / value / out projections and the
+``object_context_block.bottleneck`` are ours (``f_pixel`` / ``f_object`` / ``f_down`` / ``f_up``,
+``conv_bn_dropout``) under other names: the ``mmseg`` key map of :mod:`hrnet_zoo.hub.layouts`.
 """
 from __future__ import annotations
 
@@ -93,14 +101,14 @@ class HRNetOCRSegmentation(SegmentationTrunk):
 
     def __init__(self, cfg: Union[HRNetConfig, str], num_classes: int, in_chans: int = 3, align_corners: bool = True,
                  mid_channels: int = OCR_MID_CHANNELS, key_channels: int = OCR_KEY_CHANNELS, dropout: float = 0.05,
-                 pretrained_cfg: Optional[Dict[str, Any]] = None):
-        super().__init__(cfg, num_classes, in_chans, align_corners, pretrained_cfg)
+                 pretrained_cfg: Optional[Dict[str, Any]] = None, head_bias: bool = True, fuse_upsample: str = 'size'):
+        super().__init__(cfg, num_classes, in_chans, align_corners, pretrained_cfg, fuse_upsample)
         c = self.v2.out_channels
-        self.conv3x3_ocr = nn.Sequential(nn.Conv2d(c, mid_channels, 3, padding=1), nn.BatchNorm2d(mid_channels),
-                                         nn.ReLU(inplace=True))
+        self.conv3x3_ocr = nn.Sequential(nn.Conv2d(c, mid_channels, 3, padding=1, bias=head_bias),
+                                         nn.BatchNorm2d(mid_channels), nn.ReLU(inplace=True))
         self.ocr_distri_head = SpatialOCR(mid_channels, key_channels, mid_channels, dropout)
         self.cls_head = nn.Conv2d(mid_channels, num_classes, 1)
-        self.aux_head = nn.Sequential(nn.Conv2d(c, c, 1), nn.BatchNorm2d(c, momentum=BN_MOMENTUM),
+        self.aux_head = nn.Sequential(nn.Conv2d(c, c, 1, bias=head_bias), nn.BatchNorm2d(c, momentum=BN_MOMENTUM),
                                       nn.ReLU(inplace=True), nn.Conv2d(c, num_classes, 1))
 
     def forward_low_res(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
