@@ -1,4 +1,4 @@
-"""Smoke tests: benchmarks/speed.py and benchmarks/memory.py keep working (tiny settings)."""
+"""Smoke tests: benchmarks/speed.py, benchmarks/memory.py and benchmarks/pipeline.py keep working (tiny settings)."""
 from __future__ import annotations
 
 import csv
@@ -137,3 +137,35 @@ def test_speed_verdict_compares_the_natural_openvino_call_with_raw_openvino(spee
     assert fastest.startswith("fastest on this machine: deploy(backend='openvino') int8")
     assert speed.PAIRS['openvino_bf16'] == ('ours:openvino_bf16', 'raw:openvino')
     assert 'openvino_bf16' in speed.LOW_PRECISION_MODES and 'openvino_bf16' not in speed.DEFAULT_MODES
+
+
+@needs('av')
+def test_pipeline_tiny_run_times_every_stage_against_plain(tmp_path, monkeypatch, capsys):
+    """benchmarks/pipeline.py on a 4-frame clip written here, shrunk to a W18-small pose model at
+    64x48 (the detector is the default one, random weights): a row per mode and --det-every, the
+    plain float32 row as the baseline (x plain 1.0), stage shares that add up to the whole loop,
+    the CPU flags line and the closing goal line."""
+    import hrnet_zoo
+    from test_tasks_video import make_video
+    pipeline = _load('pipeline')
+    clip = make_video(tmp_path / 'clip.mp4', n=4, fps=10)
+    build = pipeline.build_networks
+
+    def tiny(args):
+        _, detector = build(args)
+        pose = hrnet_zoo.create_model('hrnet_pose', arch='hrnet_w18_small', num_keypoints=17, input_size=(64, 48))
+        return pose.eval(), detector
+    monkeypatch.setattr(pipeline, 'build_networks', tiny)
+    out = pipeline.main(['--clips', clip, '--modes', 'eager', '--det-every', '1', '2', '--passes', '1',
+                         '--people', '1', '--no-flip-test', '--threads', '1', '--json', str(tmp_path / 'p.json')])
+    printed = capsys.readouterr().out
+    rows = out['rows']
+    assert [(r['mode'], r['det_every']) for r in rows] == [('plain', 1), ('plain', 2), ('eager', 1), ('eager', 2)]
+    assert all(r['error'] is None and r['frames'] == 4 and r['fps'] > 0 for r in rows)
+    assert rows[0]['x_plain'] == pytest.approx(1.0) and rows[0]['precision'] == 'float32'
+    for r in rows:
+        assert sum(r['shares'].values()) == pytest.approx(1.0, abs=0.02)
+        assert r['shares']['decode'] > 0 and r['shares']['encode'] > 0 and r['shares']['pose net'] > 0
+    assert 'flags:' in printed.splitlines()[0] and 'x plain' in printed
+    assert out['goal'].startswith('goal (30 frames/s with --det-every and int8): no such row was run')
+    assert json.loads((tmp_path / 'p.json').read_text())['rows'] == json.loads(json.dumps(rows))

@@ -6,7 +6,17 @@ The flags every task shares are defined here once, spelled the same everywhere:
   ``--input-size H W``, ``--flip-test/--no-flip-test``, ``--recipe``, ``--set section.key=value``;
 * ``train``: ``--out-dir``, ``--epochs``, ``--max-steps``, ``--lr``, ``--amp``, ``--channels-last``,
   ``--resume``, ``--seed``, ``--weights-backbone``, ``--no-progress``;
-* ``predict``: ``--image`` (one or more), ``--out``.
+* ``eval`` and ``predict``: ``--backend``, ``--dtype``, ``--calibration`` (the fast path of
+  :mod:`hrnet_zoo.tasks.app`: every network of the run, a pose app's person detector included);
+* ``predict``: ``--image`` / ``--source`` (images, a folder, a GIF, a video, a webcam index or a
+  stream URL), ``--out`` (an annotated video at the source's frame rate, or PNGs), ``--json`` (one
+  line per frame), ``--no-progress``.
+
+The handlers are wrapped once here: bad input (a missing checkpoint, an unavailable backend, an
+unreadable video) ends in one ``error: ...`` line; a model without ``--checkpoint`` says on stderr
+that it runs with random weights; ``eval`` in a low precision (``--dtype bfloat16`` / ``int8``,
+or a backend whose default is one) runs twice and reports the float32 metrics next to its own
+(see :func:`run_eval`).
 
 A task adds only its own flags (datasets, decoding, ...) through :attr:`TaskCommand.add_arguments`
 and reads recipe values (the task's YAML recipe, next to the ImageNet ones) instead of
@@ -15,8 +25,11 @@ retyping them: flags left unset fall back to the recipe.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, Mapping, Optional, Sequence
 
@@ -26,7 +39,7 @@ from torch import nn
 from ..train.recipes import Recipe, load_recipe
 
 __all__ = ['TaskCommand', 'build_parser', 'main', 'load_task_recipe', 'train_config', 'build_model',
-           'flip_test', 'batch_size', 'device_of', 'print_json']
+           'inference_model', 'run_eval', 'flip_test', 'batch_size', 'device_of', 'print_json']
 
 Handler = Callable[[argparse.Namespace, Recipe], Any]
 
@@ -94,6 +107,39 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument('--no-progress', action='store_true', help='no progress bar')
 
 
+def _runtime_options(p: argparse.ArgumentParser, command: str) -> None:
+    from .app import BACKENDS, CALIBRATION_INPUTS, DEPLOY_MIN_FRAMES, DTYPES, PREDICT_BACKEND
+    g = p.add_argument_group('fast path (eval and predict; hrnet_zoo.deploy)')
+    default = ('default: the plain model, float32 (the published protocol)' if command == 'eval' else
+               f'default: {PREDICT_BACKEND} in its default precision on a CPU (bfloat16 where native) for videos, '
+               f'streams and sources of {DEPLOY_MIN_FRAMES} frames or more; the plain model otherwise')
+    g.add_argument('--backend', choices=BACKENDS, default=None,
+                   help=f'run every network through hrnet_zoo.deploy on this backend ({default}; auto builds and '
+                        'times each installed backend first; inductor compiles for every new input shape)')
+    g.add_argument('--dtype', choices=DTYPES, default=None,
+                   help="precision (default: the backend's own; bfloat16 only where the device has it natively; "
+                        'int8: OpenVINO / ONNX Runtime, calibrated on the first inputs'
+                        + (', and the float32 metrics are reported next to it)' if command == 'eval' else ')'))
+    g.add_argument('--calibration', default=None, metavar='DIR',
+                   help=f'--dtype int8: calibrate on these images (read with the model\'s preprocessing: give person '
+                        f'/ face crops to pose / landmark models) instead of the first {CALIBRATION_INPUTS} inputs '
+                        'the networks get')
+
+
+def _predict_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group('input and output (predict)')
+    g.add_argument('--image', '--source', dest='image', nargs='+', required=True, metavar='SOURCE',
+                   help='image file(s), a folder of images, a GIF, a video (mp4, mov, mkv, avi, webm), a webcam '
+                        'index (0) or a stream URL (rtsp://, http://, ...)')
+    g.add_argument('--out', default=None,
+                   help='the drawings: a video (.mp4, .mkv, .mov, .avi, .webm; at the source\'s frame rate), a .png '
+                        'for one image, or a folder of PNGs (default: <source>_<task>.mp4 for videos and streams, '
+                        "the task's PNG / folder otherwise)")
+    g.add_argument('--json', default=None, metavar='FILE',
+                   help='write one JSON line per frame here ({"frame", "time", the outputs}); default: to stdout')
+    g.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+
 def build_parser(cmd: TaskCommand) -> argparse.ArgumentParser:
     """``train`` / ``eval`` / ``predict`` subcommands with the common flags and the task's own."""
     p = argparse.ArgumentParser(prog=f'python -m hrnet_zoo.tasks.{cmd.task}', description=cmd.description,
@@ -108,11 +154,86 @@ def build_parser(cmd: TaskCommand) -> argparse.ArgumentParser:
         if command == 'train':
             _train_options(s)
         if command == 'predict':
-            s.add_argument('--image', nargs='+', required=True, help='image file(s)')
-            s.add_argument('--out', default=None, help='output file or folder')
+            _predict_options(s)
+        if command in ('eval', 'predict'):
+            _runtime_options(s, command)
         cmd.add_arguments(s.add_argument_group(f'{cmd.task} options'), command)
-        s.set_defaults(handler=handler)
+        s.set_defaults(handler=handler if command == 'train' else _checked(cmd, command, handler))
     return p
+
+
+def _checked(cmd: TaskCommand, command: str, handler: Handler) -> Handler:
+    """``handler`` with the checks and reports of ``eval`` / ``predict``: missing files and bad
+    input as one ``error: ...`` line, the no-weights warning, and (``eval``) :func:`run_eval`."""
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace, recipe: Recipe) -> Any:
+        from .app import AppError, warn_no_weights
+        from .video import VideoError
+        try:
+            for flag in ('checkpoint', 'detector_checkpoint'):
+                path = getattr(args, flag, None)
+                if path and not os.path.isfile(path):
+                    raise AppError(f'--{flag.replace("_", "-")} {path}: no such file')
+            warn_no_weights(args, cmd.task)
+            return run_eval(args, recipe, handler, cmd.task) if command == 'eval' else handler(args, recipe)
+        except (AppError, VideoError) as e:
+            raise SystemExit(f'error: {e}') from None
+    return run
+
+
+def run_eval(args: argparse.Namespace, recipe: Recipe, handler: Handler, task: str) -> Any:
+    """``eval`` on the path of ``--backend`` / ``--dtype`` (:func:`inference_model` gives the
+    handler its networks). A precision other than float32 runs twice: first the plain float32
+    model (which also records the int8 calibration inputs, unless ``--calibration`` is given),
+    then the asked path; the result is its metrics with ``"float32"`` (the reference metrics) and
+    ``"runtime"`` (what ran, per network), printed once."""
+    from .app import Runtime
+    runtime = Runtime.from_args(args, 'eval', task=task)
+    if runtime.backend is None or runtime.dtype == 'float32' or (
+            runtime.dtype is None and runtime.backend in ('eager', 'inductor', 'onnxruntime')):
+        args.runtime = runtime
+        return handler(args, recipe)
+    reference = Runtime(record=runtime.needs_calibration, verbose=False, task=task)
+    print(f'eval 1/2: the plain model in float32 (the reference){", recording int8 calibration inputs" * reference.record}',
+          file=sys.stderr)
+    args.runtime = reference
+    with _quiet():
+        float32 = handler(args, recipe)
+    runtime.carried = reference.recorded()
+    print(f'eval 2/2: --backend {runtime.backend} --dtype {runtime.dtype or "(its default)"}', file=sys.stderr)
+    args.runtime = runtime
+    with _quiet():
+        metrics = handler(args, recipe)
+    if not isinstance(metrics, dict) or not isinstance(float32, dict):
+        return metrics
+    result = {**metrics, 'float32': float32, 'runtime': runtime.describe()}
+    for key, value in metrics.items():
+        if isinstance(value, (int, float)) and isinstance(float32.get(key), (int, float)):
+            print(f'{key}: {value:.4f} vs float32 {float32[key]:.4f} ({value - float32[key]:+.4f})', file=sys.stderr)
+    return print_json(result) if int(os.environ.get('RANK', 0)) == 0 else result
+
+
+def inference_model(args: argparse.Namespace, model: nn.Module, name: Optional[str] = None) -> nn.Module:
+    """``model`` (eval mode) on the path ``--backend`` / ``--dtype`` ask for (unchanged by
+    default); a detector's backbone is deployed in place. ``cmd_eval`` passes its model here."""
+    from .app import Runtime
+    runtime = getattr(args, 'runtime', None)
+    if runtime is None:
+        runtime = args.runtime = Runtime.from_args(args, 'eval')
+    return runtime.wrap(model, name or runtime.task)
+
+
+_QUIET = []
+
+
+@contextlib.contextmanager
+def _quiet():
+    """:func:`print_json` prints nothing inside (the passes of :func:`run_eval`)."""
+    _QUIET.append(True)
+    try:
+        yield
+    finally:
+        _QUIET.pop()
 
 
 def main(cmd: TaskCommand, argv: Optional[Sequence[str]] = None) -> Any:
@@ -173,7 +294,8 @@ def device_of(args: argparse.Namespace) -> torch.device:
 
 
 def print_json(result: Any) -> Any:
-    print(json.dumps(result, indent=1, default=_jsonable))
+    if not _QUIET:
+        print(json.dumps(result, indent=1, default=_jsonable))
     return result
 
 

@@ -18,18 +18,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from pathlib import Path
 from typing import Any, Dict, List
 
 import torch
-from PIL import Image
 from torchvision.transforms.v2 import functional as TF
-from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
 from ...train.engine import fit_summary
 from ...train.recipes import Recipe
 from .. import cli
-from ..drawing import save_png
+from ..app import PredictApp
+from ..drawing import draw_detections
+from ..video import StageTimer
 from .data import CocoDetectionDataset, SyntheticBoxes, train_transform
 from .evaluate import evaluate_dataset, iou_types_of
 from .training import fit_detector
@@ -109,7 +108,7 @@ def train(args: argparse.Namespace, recipe: Recipe) -> Dict[str, Any]:
 
 
 def evaluate(args: argparse.Namespace, recipe: Recipe) -> Dict[str, float]:
-    model = _model(args).to(cli.device_of(args))
+    model = cli.inference_model(args, _model(args).to(cli.device_of(args)))  # --backend / --dtype
     metrics = evaluate_dataset(model, _val_set(args, model), cli.batch_size(args, recipe), args.workers)
     return cli.print_json(metrics)
 
@@ -122,28 +121,35 @@ def _category_names(num_classes: int) -> List[str]:
 
 
 @torch.no_grad()
-def predict(args: argparse.Namespace, recipe: Recipe) -> List[str]:
-    """Draw the detections (boxes, labels, scores; masks for Mask R-CNN) on each image: ``<out>/<stem>_boxes.png``."""
+def predict(args: argparse.Namespace, recipe: Recipe):
+    """The detections scoring at least ``--score-thresh`` in every frame of ``--image`` (images, a
+    folder, a GIF, a video, a webcam, a stream): one JSON line per frame (``frame``, ``time``,
+    ``image``, ``detections``: ``bbox`` [x, y, w, h] as COCO, ``label``, ``category``, ``score``)
+    and the drawing (boxes, labels and scores, masks for Mask R-CNN; a video at the source's rate,
+    or ``<stem>_boxes.png`` in ``--out``, default ``predictions/``). Returns the PNGs written, or the
+    run summary of videos and live sources."""
     device = cli.device_of(args)
-    model = _model(args).to(device).eval()
+    app = PredictApp(args, 'detection', ('predictions', 'predictions'), device)
+    model = app.wrap(_model(args).to(device))  # the backbone runs on the fast path
     names = _category_names(model.num_classes)
-    out_dir = Path(args.out or 'predictions')
-    written = []
-    for path in args.image:
-        with Image.open(path) as im:
-            raw = TF.pil_to_tensor(im.convert('RGB'))
-        det = model([TF.to_dtype(raw, torch.float32, scale=True).to(device)])[0]
-        keep = det['scores'] >= args.score_thresh
-        canvas = raw
-        if 'masks' in det and keep.any():
-            canvas = draw_segmentation_masks(canvas, det['masks'][keep, 0].cpu() > 0.5, alpha=0.4)
-        labels = [f'{names[int(l)] if int(l) < len(names) else int(l)} {s:.2f}'
-                  for l, s in zip(det['labels'][keep].tolist(), det['scores'][keep].tolist())]
-        canvas = draw_bounding_boxes(canvas, det['boxes'][keep].cpu(), labels=labels, colors='red', width=2)
-        target = save_png(TF.to_pil_image(canvas), str(out_dir / f'{Path(path).stem}_boxes.png'))
-        written.append(target)
-        print(f'{target}: {int(keep.sum())} detections >= {args.score_thresh}')
-    return written
+    timer = app.stages or StageTimer()
+
+    def make_step(calibrating: bool = False):
+        def step(frame):
+            with timer('detect'):
+                det = model([TF.to_dtype(frame.image, torch.float32, scale=True).to(device)])[0]
+            keep = det['scores'] >= args.score_thresh
+            boxes, labels, scores = det['boxes'][keep].cpu(), det['labels'][keep].tolist(), det['scores'][keep].tolist()
+            masks = det['masks'][keep, 0].cpu() if 'masks' in det else None
+            with timer('draw'):
+                drawing = draw_detections(frame.image, boxes, labels, scores, masks, class_names=names)
+            xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1).tolist()
+            return {'image': frame.name, 'detections': [
+                {'bbox': [round(v, 2) for v in b], 'label': c, 'category': names[c] if c < len(names) else str(c),
+                 'score': round(s, 4)} for b, c, s in zip(xywh, labels, scores)]}, drawing
+        return step
+    run = app.run(make_step, out_suffix='_boxes')
+    return run.summary if run.records is None else [r['out'] for r in run.records if 'out' in r]
 
 
 COMMAND = cli.TaskCommand(task='detection', default_model='fasterrcnn_hrnetv2p_w32', default_recipe='det_coco_1x',

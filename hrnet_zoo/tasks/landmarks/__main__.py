@@ -20,16 +20,16 @@ import sys
 from typing import Any, List, Optional
 
 import numpy as np
-from PIL import Image
 
 from ...train.engine import fit_summary
 from ...train.recipes import Recipe
 from .. import cli
+from ..app import PredictApp
 from ..codecs import CODECS, set_codec
-from ..drawing import draw_keypoints, save_png
+from ..drawing import draw_landmarks
 from ..heatmap import REFINEMENTS
 from ..registry import get_model_spec
-from ..topdown import load_image
+from ..video import StageTimer
 from .data import FaceLandmarks
 from .evaluate import evaluate_landmarks, predict_face
 from .training import fit_landmarks
@@ -52,8 +52,10 @@ def _dataset(args: argparse.Namespace, recipe: Recipe, csv_file: Optional[str], 
                          f'(recipe {recipe.name!r} has none)')
     augment = recipe.augment if train else {}
     sigma = recipe.data['sigma'] if args.sigma is None else args.sigma
+    from .specs import face_dataset_spec  # the model's benchmark: the official four or its keypoint set's
     return FaceLandmarks(csv_file, args.images or recipe.data['images'], dataset=get_model_spec(args.model).dataset,
-                         input_size=model.input_size, train=train, sigma=sigma, **augment)
+                         input_size=model.input_size, train=train, sigma=sigma, spec=face_dataset_spec(model),
+                         **augment)
 
 
 def _decode(args: argparse.Namespace, recipe: Recipe) -> Optional[str]:
@@ -82,29 +84,41 @@ def cmd_train(args: argparse.Namespace, recipe: Recipe) -> dict:
 
 
 def cmd_eval(args: argparse.Namespace, recipe: Recipe) -> dict:
-    model = _model(args, recipe).to(cli.device_of(args))
+    model = cli.inference_model(args, _model(args, recipe).to(cli.device_of(args)))  # --backend / --dtype
     dataset = _dataset(args, recipe, args.val_csv or recipe.data['val_csv'], False, model)
     return cli.print_json(evaluate_landmarks(model, dataset, cli.batch_size(args, recipe), cli.flip_test(args, recipe),
                                              _decode(args, recipe), args.workers))
 
 
 def cmd_predict(args: argparse.Namespace, recipe: Recipe):
-    """Draw the landmarks of the face in ``--box`` (default: the whole image) of each ``--image``:
-    ``--out`` is the PNG for one image, a folder for several (default ``landmarks.png`` / ``landmarks/``)."""
-    model = _model(args, recipe).to(cli.device_of(args)).eval()
-    single = len(args.image) == 1
-    written, results = [], []
-    for path in args.image:
-        image = load_image(path)
-        pts, conf = predict_face(model, image, args.box, cli.flip_test(args, recipe), _decode(args, recipe))
-        box = args.box or [0.0, 0.0, float(image.shape[-1]), float(image.shape[-2])]
-        pil = Image.fromarray((image.permute(1, 2, 0).numpy() * 255).astype(np.uint8))
-        stem = os.path.splitext(os.path.basename(path))[0]
-        out = (args.out or 'landmarks.png') if single else os.path.join(args.out or 'landmarks', f'{stem}_landmarks.png')
-        written.append(save_png(draw_keypoints(pil, pts[None], conf[None], threshold=-1.0, box=box), out))
-        results.append({'image': path, 'out': out, 'landmarks': np.round(pts, 2).tolist()})
-    cli.print_json(results[0] if single else results)
-    return written[0] if single else written
+    """The landmarks of the face in ``--box`` (default: the whole image) in every frame of
+    ``--image`` (images, a folder, a GIF, a video, a webcam, a stream): one JSON line per frame
+    (``frame``, ``time``, ``image``, ``box``, ``landmarks``, ``landmark_scores``) and the drawing
+    (a video at the source's rate; one PNG, default ``landmarks.png``; or a folder, default
+    ``landmarks/``, of ``<stem>_landmarks.png``). Returns the PNG(s) written for images, folders
+    and GIFs, the run summary for videos and live sources."""
+    device = cli.device_of(args)
+    app = PredictApp(args, 'landmarks', ('landmarks.png', 'landmarks'), device)
+    model = app.wrap(_model(args, recipe).to(device))
+    flip, method = cli.flip_test(args, recipe), _decode(args, recipe)
+    timer = app.stages or StageTimer()
+
+    def make_step(calibrating: bool = False):
+        def step(frame):
+            h, w = frame.image.shape[-2:]
+            box = list(args.box) if args.box else [0.0, 0.0, float(w), float(h)]
+            with timer('landmarks'):
+                pts, conf = predict_face(model, frame.image.float() / 255, box, flip, method)
+            with timer('draw'):
+                drawing = draw_landmarks(frame.image, pts, box)
+            return {'image': frame.name, 'box': [round(float(v), 2) for v in box],
+                    'landmarks': np.round(pts, 2).tolist(), 'landmark_scores': np.round(conf, 3).tolist()}, drawing
+        return step
+    run = app.run(make_step, out_suffix='_landmarks')
+    if run.records is None:
+        return run.summary
+    written = [r['out'] for r in run.records if 'out' in r]
+    return written[0] if app.source.kind == 'image' and len(written) == 1 else written
 
 
 def add_arguments(group: argparse._ArgumentGroup, command: str) -> None:
@@ -117,7 +131,8 @@ def add_arguments(group: argparse._ArgumentGroup, command: str) -> None:
                        help="replace the codec's refinement (default: the codec's)")
     if command in ('train', 'eval'):
         group.add_argument('--sigma', type=float, default=None, help="target Gaussian sigma (default: the recipe's)")
-        group.add_argument('--val-csv', default=None, help="official-format landmark CSV (default: the recipe's)")
+        group.add_argument('--val-csv', default=None,
+                           help="official-format landmark CSV, or mmpose's face JSON (default: the recipe's)")
     if command == 'train':
         group.add_argument('--train-csv', default=None, help="official-format landmark CSV (default: the recipe's)")
         group.add_argument('--milestones', type=float, nargs='+', default=None, help=argparse.SUPPRESS)

@@ -23,17 +23,20 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
-import torch
 
 from ...train.engine import fit_summary
 from ...train.recipes import Recipe
-from ..cli import TaskCommand, batch_size, build_model, device_of, flip_test, main as cli_main, print_json, train_config
+from ..app import AppError, PredictApp
+from ..cli import (TaskCommand, batch_size, build_model, device_of, flip_test, inference_model, main as cli_main,
+                   print_json, train_config)
 from ..codecs import CODECS, set_codec
-from ..drawing import draw_keypoints, save_png
+from ..drawing import draw_people
 from ..heatmap import REFINEMENTS
-from .data import COCOKeypoints, iter_frames, read_detections
-from .evaluate import build_detector, evaluate_coco, predict
+from ..video import StageTimer
+from .data import COCOKeypoints, read_detections
+from .evaluate import as_image_tensor, build_detector, detect_people, evaluate_coco, predict
 from .specs import COCO_SKELETON, GENERIC
+from .tracking import DetectEvery, PoseTracker
 from .training import dataset_options, fit_pose
 
 
@@ -71,9 +74,29 @@ def _sigmas(args, recipe: Recipe):
     return _opt(args, recipe, 'sigmas')
 
 
-def _dataset(model, ann: str, images: str, train: bool, recipe: Recipe, **kwargs) -> COCOKeypoints:
-    return COCOKeypoints(ann, images, input_size=model.input_size, train=train, num_keypoints=model.num_keypoints,
-                         flip_pairs=model.flip_pairs, **dataset_options(recipe.data), **kwargs)
+def _dataset(model, ann: str, images: str, train: bool, recipe: Recipe, head_boxes: Optional[str] = None,
+             **kwargs) -> COCOKeypoints:
+    """The model's data: its keypoint set's COCO-style file (mmpose's layouts, see
+    :class:`~.data.COCOKeypoints`), MPII's own JSON (with ``head_boxes`` for PCKh), or a plain COCO
+    file for a model without a set; for evaluation of a model that scores some of its outputs only
+    (COCO+AIC "combine" on COCO), the file of those outputs."""
+    from .data import MPIIKeypoints
+    from .specs import keypoint_set_of
+    kps = keypoint_set_of(model)
+    options = dict(input_size=model.input_size, train=train, **dataset_options(recipe.data), **kwargs)
+    scored = kps.metrics[0].keypoint_indices if kps is not None and kps.metrics else None
+    if kps is not None and kps.name == 'mpii' and _is_json_list(ann):
+        return MPIIKeypoints(ann, images, head_boxes=head_boxes, **options)
+    if scored is not None and not train:
+        return COCOKeypoints(ann, images, num_keypoints=len(scored), flip_pairs=(), **options)
+    return COCOKeypoints(ann, images, num_keypoints=model.num_keypoints, flip_pairs=model.flip_pairs,
+                         keypoint_set=kps, **options)
+
+
+def _is_json_list(path: str) -> bool:
+    """Whether a JSON file holds a list (MPII's own format) rather than a COCO dict."""
+    with open(path) as f:
+        return f.read(64).lstrip().startswith('[')
 
 
 def cmd_train(args, recipe: Recipe) -> Dict[str, Any]:
@@ -96,15 +119,16 @@ def cmd_train(args, recipe: Recipe) -> Dict[str, Any]:
 def cmd_eval(args, recipe: Recipe) -> Dict[str, float]:
     from ...train.distributed import init_distributed
     info = init_distributed(args.device)  # under torchrun: every process evaluates a share of the boxes
-    model = _model(args, recipe).to(info.device)
+    model = inference_model(args, _model(args, recipe).to(info.device))  # --backend / --dtype
     det = {} if not args.det_boxes else {'boxes': args.det_boxes,
                                          'det_score_thresh': _opt(args, recipe, 'det_score_thresh')}
-    val_set = _dataset(model, args.val_ann, args.val_images, False, recipe, **det)
-    stats = evaluate_coco(model, val_set, batch_size=batch_size(args, recipe), flip_test=flip_test(args, recipe),
-                          method=_decode(args, recipe), sigmas=_sigmas(args, recipe),
-                          num_workers=args.workers, vis_thresh=_opt(args, recipe, 'vis_thresh'),
-                          oks_thresh=_opt(args, recipe, 'oks_thresh'), soft_nms=_opt(args, recipe, 'soft_nms'),
-                          results_json=args.results_json, progress=not args.no_progress)
+    val_set = _dataset(model, args.val_ann, args.val_images, False, recipe, head_boxes=args.head_boxes, **det)
+    from .evaluate import evaluate_keypoints  # the field's metric of the model's keypoint set
+    stats = evaluate_keypoints(model, val_set, batch_size=batch_size(args, recipe), flip_test=flip_test(args, recipe),
+                               method=_decode(args, recipe), sigmas=_sigmas(args, recipe),
+                               num_workers=args.workers, vis_thresh=_opt(args, recipe, 'vis_thresh'),
+                               oks_thresh=_opt(args, recipe, 'oks_thresh'), soft_nms=_opt(args, recipe, 'soft_nms'),
+                               results_json=args.results_json, progress=not args.no_progress)
     return print_json(stats) if info.rank == 0 else stats
 
 
@@ -139,59 +163,107 @@ def _frame_boxes(by_image: Dict[str, List[dict]], name: str, index: int, single:
     return next(iter(by_image.values())) if single and len(ids) == 1 else []
 
 
-def cmd_predict(args, recipe: Recipe) -> List[Dict[str, Any]]:
+PREDICT_DET_SCORE_THRESH = 0.3  # predict keeps person boxes scoring at least this (mmpose's demos: --bbox-thr 0.3)
+TRACKED_SOURCES = ('video', 'gif', 'live')  # tracked by default (--track oks); images and folders: --track none
+
+
+def cmd_predict(args, recipe: Recipe):
+    """Every person of every frame of ``--image`` (images, a folder, a GIF, a video, a webcam, a
+    stream): one JSON line per frame (``frame``, ``time``, ``image``, ``people``: ``bbox``, scores,
+    ``keypoints``, with ``track_id`` when tracked) and the drawing (a video at the source's rate,
+    or PNGs). Person boxes: ``--box``, ``--det-boxes``, ``--detector`` (on every ``--det-every``-th
+    frame, in between from the previous keypoints) or the whole image; boxes scoring under
+    ``--det-score-thresh`` (default :data:`PREDICT_DET_SCORE_THRESH`) are dropped. Returns the JSON
+    lines of images, folders and GIFs, the run summary of videos and live sources."""
     device = device_of(args)
-    model = _model(args, recipe).to(device).eval()
+    if args.det_every < 1:
+        raise AppError(f'--det-every {args.det_every}: give N >= 1 (detect on every N-th frame)')
+    app = PredictApp(args, 'pose', ('pose.png', 'pose_predictions'), device)
+    model = app.wrap(_model(args, recipe).to(device))
     options = dict(flip_test=flip_test(args, recipe), method=_decode(args, recipe),
                    vis_thresh=_opt(args, recipe, 'vis_thresh'), oks_thresh=_opt(args, recipe, 'oks_thresh'),
                    soft_nms=_opt(args, recipe, 'soft_nms'), sigmas=_sigmas(args, recipe),
                    batch_size=batch_size(args, recipe))
-    detector, by_image = None, None
-    if args.det_boxes:
-        by_image = _boxes_by_image(args.det_boxes, _opt(args, recipe, 'det_score_thresh'))
-    elif args.detector:
-        detector = build_detector(args.detector, args.detector_checkpoint, device)
-        options['det_score_thresh'] = _opt(args, recipe, 'det_score_thresh', 'detector_score_thresh')
-    frames = list(iter_frames(args.image))
-    single = len(frames) == 1 and len(args.image) == 1 and os.path.isfile(args.image[0])
+    find_people = _people_finder(args, app, device)
+    track = args.track or ('oks' if app.source.kind in TRACKED_SOURCES else 'none')
     skeleton = COCO_SKELETON if model.num_keypoints == 17 else ()
-    lines = []
-    for i, (name, image) in enumerate(frames):
-        boxes = args.box if args.box else (_frame_boxes(by_image, name, i, single) if by_image is not None else None)
-        people = predict(model, image, boxes=boxes, detector=detector, **options)
-        out = _drawing_path(args.out, name, single)
-        pil = _to_pil(image)
-        pts = np.stack([p['keypoints'] for p in people]) if people else np.zeros((0, model.num_keypoints, 2))
-        conf = np.stack([p['keypoint_scores'] for p in people]) if people else np.zeros((0, model.num_keypoints))
-        save_png(draw_keypoints(pil, pts, conf, skeleton, args.threshold,
-                                boxes=np.array([p['bbox'] for p in people]).reshape(-1, 4)), out)
-        lines.append({'image': name, 'out': out, 'people': [_jsonable(p) for p in people]})
-    text = '\n'.join(json.dumps(line) for line in lines)
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            f.write(text + '\n')
-    print(text)
-    return lines
+
+    def make_step(calibrating: bool = False):
+        return pose_step(model, find_people, options, det_every=1 if calibrating else args.det_every, track=track,
+                         smooth=args.smooth, fps=app.source.fps, skeleton=skeleton, threshold=args.threshold,
+                         sigmas=_sigmas(args, recipe), stages=app.stages)
+    return app.run(make_step).result
 
 
-def _drawing_path(out: Optional[str], name: str, single: bool) -> str:
-    if single:
-        return out or 'pose.png'
-    stem = os.path.splitext(os.path.basename(name))[0] if '#' not in name else name.replace('#', '_').split('/')[-1]
-    return os.path.join(out or 'pose_predictions', stem + '.png')
+def _people_finder(args, app: PredictApp, device):
+    """``frame -> person boxes`` (None: the whole image) from ``--box``, ``--det-boxes`` or ``--detector``."""
+    thresh = PREDICT_DET_SCORE_THRESH if args.det_score_thresh is None else args.det_score_thresh
+    if args.box:
+        boxes = np.asarray(args.box, dtype=np.float64)
+        return lambda frame: boxes
+    if args.det_boxes:
+        by_image = _boxes_by_image(args.det_boxes, thresh)
+        single = app.source.kind == 'image'
+        return lambda frame: _frame_boxes(by_image, frame.name, frame.index, single)
+    if args.detector:
+        try:
+            detector = build_detector(args.detector, args.detector_checkpoint, device)
+        except (ValueError, RuntimeError) as e:
+            raise AppError(str(e)) from None
+        detector = app.wrap(detector, 'detect')
+        return lambda frame: detect_people(detector, as_image_tensor(frame.image), thresh)
+    return lambda frame: None
 
 
-def _to_pil(image: torch.Tensor):
-    from PIL import Image
-    return Image.fromarray((image.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8))
+def pose_step(model, find_people, options: Dict[str, Any], *, det_every: int = 1, track: str = 'none',
+              smooth: bool = False, fps: Optional[float] = None, skeleton=COCO_SKELETON, threshold: float = 0.2,
+              sigmas=None, stages=None):
+    """The per-frame step of pose predict (a fresh tracker each call): person boxes
+    (``find_people(frame)``: (N, 4|5) boxes, COCO detection dicts, or None for the whole image;
+    with ``det_every`` > 1 only on every N-th frame, in between from the previous keypoints:
+    :class:`~.tracking.DetectEvery`), people (:func:`~.evaluate.predict` with ``options``), track
+    ids (:class:`~.tracking.PoseTracker`, ``track`` 'oks' / 'iou'; 'none': no ids) with one-euro
+    ``smooth``-ing, and the drawing. ``stages`` (a StageTimer) times detect / pose / track / draw."""
+    timer = stages if stages is not None else StageTimer()
+    tracker = None
+    if track != 'none' or det_every > 1 or smooth:  # the schedule and the smoother need tracks
+        tracker = PoseTracker(metric='oks' if track == 'none' else track, smooth=smooth, sigmas=sigmas,
+                              fps=fps or 30.0)
+    schedule = DetectEvery(det_every) if det_every > 1 else None
+
+    def step(frame):
+        image = frame.image
+        with timer('detect'):
+            if schedule is None:
+                boxes = find_people(frame)
+            else:
+                def detect():
+                    found = find_people(frame)
+                    return [[0.0, 0.0, float(image.shape[-1]), float(image.shape[-2])]] if found is None else found
+                boxes = schedule.person_boxes(frame.index, tracker, tuple(image.shape[-2:]), detect)
+        with timer('pose'):
+            people = predict(model, image, boxes=boxes, **options) if boxes is None or len(boxes) else []
+        if tracker is not None:
+            with timer('track'):
+                people = tracker.update(people, frame.time)
+        with timer('draw'):
+            k = model.num_keypoints
+            drawing = draw_people(image, np.asarray([p['keypoints'] for p in people]).reshape(-1, k, 2),
+                                  np.asarray([p['keypoint_scores'] for p in people]).reshape(-1, k), skeleton,
+                                  threshold, [p['track_id'] for p in people] if track != 'none' else None,
+                                  boxes=np.asarray([p['bbox'] for p in people]).reshape(-1, 4))
+        return {'image': frame.name, 'people': [_jsonable(p, track != 'none') for p in people]}, drawing
+    return step
 
 
-def _jsonable(person: Dict[str, Any]) -> Dict[str, Any]:
-    return {'bbox': [round(float(v), 2) for v in person['bbox']], 'bbox_score': round(person['bbox_score'], 4),
-            'score': round(person['score'], 4),
-            'keypoints': np.round(np.asarray(person['keypoints'], dtype=np.float64), 2).tolist(),
-            'keypoint_scores': np.round(np.asarray(person['keypoint_scores'], dtype=np.float64), 3).tolist()}
+def _jsonable(person: Dict[str, Any], track_id: bool = False) -> Dict[str, Any]:
+    out = {'bbox': [round(float(v), 2) for v in person['bbox']], 'bbox_score': round(person['bbox_score'], 4),
+           'score': round(person['score'], 4),
+           'keypoints': np.round(np.asarray(person['keypoints'], dtype=np.float64), 2).tolist(),
+           'keypoint_scores': np.round(np.asarray(person['keypoint_scores'], dtype=np.float64), 3).tolist()}
+    if track_id:
+        out['track_id'] = int(person['track_id'])
+    return out
 
 
 def add_arguments(p: argparse._ArgumentGroup, command: str) -> None:
@@ -224,6 +296,9 @@ def add_arguments(p: argparse._ArgumentGroup, command: str) -> None:
     if command == 'eval':
         p.add_argument('--results-json', default=None, help='write the COCO keypoint results here')
         p.add_argument('--no-progress', action='store_true', help='no progress bar')
+        p.add_argument('--head-boxes', default=None,
+                       help="MPII's head boxes for PCKh (mpii_gt_val.mat, or a .npy / .json array (N, 4)), with "
+                            '--val-ann mpii_val.json')
     if command == 'predict':
         p.add_argument('--box', type=float, nargs=4, action='append', default=None, metavar=('X', 'Y', 'W', 'H'),
                        help='a person box (repeatable; default: detections, or the whole image)')
@@ -231,8 +306,16 @@ def add_arguments(p: argparse._ArgumentGroup, command: str) -> None:
                        help='person detector when no boxes are given: a torchvision detection model '
                             '(fasterrcnn_resnet50_fpn_v2, COCO weights) or an hrnet-zoo detector')
         p.add_argument('--detector-checkpoint', default=None, help="the detector's weights file")
-        p.add_argument('--json', default=None, help='write one JSON line per image / frame here')
         p.add_argument('--threshold', type=float, default=0.2, help='hide keypoints scoring below this')
+        p.add_argument('--det-every', type=int, default=1, metavar='N',
+                       help='run the person detector on every N-th frame; in between each person\'s box comes from '
+                            'their keypoints in the previous frame (default 1: every frame)')
+        p.add_argument('--track', choices=('oks', 'iou', 'none'), default=None,
+                       help='keep an id per person across frames (track_id in the JSON, drawn) by keypoint '
+                            'similarity (oks) or box overlap (iou); default: oks for videos, GIFs and streams, '
+                            'none for images and folders')
+        p.add_argument('--smooth', action='store_true', help='smooth each tracked person\'s keypoints over time '
+                                                              '(one-euro filter)')
 
 
 COMMAND = TaskCommand(task='pose', default_model='hrnet_w32_pose_coco_256x192', default_recipe='pose_coco',

@@ -26,11 +26,13 @@ import torch
 from ...train.engine import fit_summary
 from ...train.recipes import Recipe
 from .. import cli
-from ..drawing import save_png
-from . import load_official_checkpoint
-from .data import (CITYSCAPES_CLASS_WEIGHTS, CityscapesList, CityscapesTorchvision, ImageMaskFolder, SyntheticShapes,
-                   colorize, overlay, read_image)
-from .evaluate import COMBINES, WINDOWS, evaluate, predict
+from ..app import PredictApp
+from ..drawing import draw_segmentation, save_png
+from ..video import VIDEO_SUFFIXES, ImageWriter, StageTimer
+from .data import (CITYSCAPES_CLASS_WEIGHTS, CITYSCAPES_CLASSES, CityscapesList, CityscapesTorchvision, ImageMaskFolder,
+                   SyntheticShapes, colorize)
+from .evaluate import COMBINES, PROTOCOLS, WINDOWS, evaluate, model_protocol, predict
+from .metainfo import DATASETS, label_map
 from .training import fit, loss_from_recipe
 from .transforms import Normalize, eval_transforms, train_transforms
 
@@ -62,6 +64,11 @@ def add_arguments(g: argparse._ArgumentGroup, command: str) -> None:
                         "default: the recipe's eval.windows, else the model's (cityscapes for Cityscapes models)")
     g.add_argument('--flip', dest='flip_test', action='store_const', const=True, default=None,
                    help=argparse.SUPPRESS)  # old spelling of --flip-test
+    g.add_argument('--protocol', default=None, choices=PROTOCOLS,
+                   help="test protocol: official (HRNet-Semantic-Segmentation, the recipe's eval section) or mmseg "
+                        "(mmsegmentation's test of the model's dataset: keep-ratio resize to its scale, whole image "
+                        "or slide windows, softmax averaged over --scales ratios and --flip-test); default: the "
+                        "model's (mmseg for the *_mmseg models)")
     if command == 'predict':
         return
     g.add_argument('--data', default=None, choices=['cityscapes', 'folder', 'synthetic'],
@@ -75,6 +82,10 @@ def add_arguments(g: argparse._ArgumentGroup, command: str) -> None:
                    help="training crop / synthetic image size (default: the recipe's data.crop_size)")
     g.add_argument('--synthetic-train', type=int, default=256, help='synthetic data: training images')
     g.add_argument('--synthetic-val', type=int, default=32, help='synthetic data: validation images')
+    g.add_argument('--reduce-zero-label', action=argparse.BooleanOptionalAction, default=None,
+                   help="folder data: mask value 0 is 'unlabelled' (ignored) and k is class k-1, as mmseg's "
+                        "reduce_zero_label (default: the model's dataset's, for the *_mmseg models: ADE20K, "
+                        "PASCAL-Context 59, LoveDA, Potsdam, Vaihingen)")
     if command == 'train':
         g.add_argument('--ohem', action=argparse.BooleanOptionalAction, default=None,
                        help="OHEM cross-entropy (default: the recipe's data.ohem)")
@@ -99,11 +110,25 @@ def _recipe(args: argparse.Namespace, recipe: Recipe) -> Recipe:
 
 
 def _model(args: argparse.Namespace, **kwargs: Any):
-    """``--model`` with ``--checkpoint`` (official trainer layout for every model, the W18-small
-    ones too, or an engine / safetensors checkpoint)."""
-    model = cli.build_model(argparse.Namespace(**{**vars(args), 'checkpoint': None}), num_classes=args.num_classes,
-                            align_corners=args.align_corners, arch=args.arch, **kwargs)
-    return load_official_checkpoint(model, args.checkpoint) if args.checkpoint else model
+    """``--model`` with ``--checkpoint`` (any layout the hub reads: the official trainer's for every
+    model, the W18-small ones too; mmseg's for the ``*_mmseg`` models; an engine / safetensors file)."""
+    return cli.build_model(args, num_classes=args.num_classes, align_corners=args.align_corners, arch=args.arch,
+                           **kwargs)
+
+
+def _folder_labels(args: argparse.Namespace, model) -> dict:
+    """``label_map`` / ``class_names`` of folder data: the model's dataset's (:mod:`.metainfo`) when
+    its classes are the model's; ``--reduce-zero-label`` (default: the dataset's, for mmseg's
+    protocol) maps 0 to ignore and k to k - 1."""
+    info = DATASETS.get(model.pretrained_cfg.get('dataset'))
+    known = info is not None and info.num_classes == model.num_classes
+    reduce = args.reduce_zero_label
+    if reduce is None:
+        reduce = known and info.reduce_zero_label and model_protocol(model, args.protocol) == 'mmseg'
+    out = {'class_names': info.classes} if known else {}
+    if reduce:
+        out['label_map'] = label_map(info.name) if known else {k: k - 1 for k in range(1, model.num_classes + 1)}
+    return out
 
 
 def _datasets(args: argparse.Namespace, recipe: Recipe, model, train: bool):
@@ -128,22 +153,31 @@ def _datasets(args: argparse.Namespace, recipe: Recipe, model, train: bool):
             val = CityscapesTorchvision(args.root, 'val', transform=t_val)
             tr = CityscapesTorchvision(args.root, 'train', transform=t_train) if train else None
         return tr, val
-    root = Path(args.root)
-    val = ImageMaskFolder(root / args.val_split, num_classes, transform=t_val)
-    tr = ImageMaskFolder(root / args.train_split, num_classes, transform=t_train) if train else None
+    root, labels = Path(args.root), _folder_labels(args, model)
+    val = ImageMaskFolder(root / args.val_split, num_classes, transform=t_val, **labels)
+    tr = ImageMaskFolder(root / args.train_split, num_classes, transform=t_train, **labels) if train else None
     return tr, val
 
 
 def _eval_kwargs(args: argparse.Namespace, recipe: Recipe, model) -> dict:
     """:func:`.evaluate.predict`'s protocol from the recipe's ``eval`` section (``scales``,
-    ``crop_size``, ``combine``, ``windows``, ``base_size``, ``resize_to``) and the flags."""
+    ``crop_size``, ``combine``, ``windows``, ``base_size``, ``resize_to``) and the flags; mmseg's
+    protocol (``--protocol``, default the model's) from its dataset's test and the flags only (the
+    recipes are the official code's): single scale without flip unless ``--scales`` /
+    ``--flip-test`` ask, ``--eval-crop`` / ``--windows`` override its windows."""
+    flip_pairs = model.pretrained_cfg.get('flip_pairs', ())
+    if model_protocol(model, getattr(args, 'protocol', None)) == 'mmseg':
+        crop = getattr(args, 'eval_crop', None)
+        return dict(protocol='mmseg', scales=tuple(args.scales or (1.0,)), flip=bool(args.flip_test),
+                    flip_pairs=flip_pairs, crop_size=tuple(crop) if crop else None,
+                    combine=getattr(args, 'combine', None), windows=getattr(args, 'windows', None))
     ev = recipe.eval
     crop, resize = ev.get('crop_size'), ev.get('resize_to')
     return dict(scales=tuple(ev.get('scales', [1.0])), flip=cli.flip_test(args, recipe),
                 crop_size=tuple(crop) if crop else None, flip_pairs=model.pretrained_cfg.get('flip_pairs', ()),
                 combine=getattr(args, 'combine', None) or ev.get('combine', 'official'),
                 windows=getattr(args, 'windows', None) or ev.get('windows'), base_size=ev.get('base_size'),
-                resize_to=tuple(resize) if resize else None)
+                resize_to=tuple(resize) if resize else None, protocol='official')
 
 
 def cmd_train(args: argparse.Namespace, recipe: Recipe) -> dict:
@@ -168,7 +202,7 @@ def cmd_train(args: argparse.Namespace, recipe: Recipe) -> dict:
 def cmd_eval(args: argparse.Namespace, recipe: Recipe) -> dict:
     recipe = _recipe(args, recipe)
     device = cli.device_of(args)
-    model = _model(args).to(device)
+    model = cli.inference_model(args, _model(args).to(device))  # --backend / --dtype
     _, val_set = _datasets(args, recipe, model, train=False)
     metrics = evaluate(model, val_set, model.num_classes, batch_size=cli.batch_size(args, recipe), device=device,
                        num_workers=args.workers, ignore_index=recipe.data['ignore_index'],
@@ -176,22 +210,49 @@ def cmd_eval(args: argparse.Namespace, recipe: Recipe) -> dict:
     return cli.print_json(metrics)
 
 
-def cmd_predict(args: argparse.Namespace, recipe: Recipe) -> list:
+def cmd_predict(args: argparse.Namespace, recipe: Recipe):
+    """Every frame of ``--image`` (images, a folder, a GIF, a video, a webcam, a stream) segmented
+    by the recipe's test protocol: one JSON line per frame (``frame``, ``time``, ``image``,
+    ``classes``: the fraction of the frame's pixels per class present, largest first), the overlay
+    (a video at the source's rate, or ``<stem>_overlay.png`` in ``--out``, default
+    ``predictions/``) and, for PNG outputs, the class-index mask ``<stem>_mask.png`` (paletted).
+    Returns the PNGs written (mask, overlay per image), or the run summary of videos and live
+    sources."""
     recipe = _recipe(args, recipe)
     device = cli.device_of(args)
-    model = _model(args).to(device).eval()
-    out_dir = Path(args.out or 'predictions')
-    written = []
-    for path in args.image:
-        raw = read_image(path)
-        x, _ = Normalize()(raw, torch.zeros(raw.shape[-2:], dtype=torch.long))
-        scores = predict(model, x[None].to(device), **_eval_kwargs(args, recipe, model))
-        labels = scores[0].argmax(0).cpu()
-        stem = Path(path).stem
-        written += [save_png(colorize(labels, model.num_classes), str(out_dir / f'{stem}_mask.png')),
-                    save_png(overlay(raw, labels, model.num_classes), str(out_dir / f'{stem}_overlay.png'))]
-    print('\n'.join(written))
-    return written
+    app = PredictApp(args, 'segmentation', ('predictions', 'predictions'), device)
+    model = app.wrap(_model(args).to(device))
+    options, n = _eval_kwargs(args, recipe, model), model.num_classes
+    names = CITYSCAPES_CLASSES if n == len(CITYSCAPES_CLASSES) else [str(c) for c in range(n)]
+    masks = None if Path(app.out).suffix.lower() in VIDEO_SUFFIXES else app.out  # PNG outputs get the masks
+    timer = app.stages or StageTimer()
+
+    def make_step(calibrating: bool = False):
+        def step(frame):
+            raw = frame.image
+            with timer('segmentation'):
+                x, _ = Normalize()(raw, torch.zeros(raw.shape[-2:], dtype=torch.long))
+                labels = predict(model, x[None].to(device), **options)[0].argmax(0).cpu()
+            counts = torch.bincount(labels.flatten(), minlength=n)[:n].tolist()
+            record = {'image': frame.name, 'classes': {names[c]: round(k / labels.numel(), 4) for c, k in
+                                                       sorted(enumerate(counts), key=lambda ck: -ck[1]) if k}}
+            if masks is not None and not calibrating:
+                record['mask'] = save_png(colorize(labels, n), _mask_path(masks, frame))
+            with timer('draw'):
+                drawing = draw_segmentation(raw, labels, n)
+            return record, drawing
+        return step
+    run = app.run(make_step, out_suffix='_overlay')
+    if run.records is None:
+        return run.summary
+    return [path for r in run.records for path in (r.get('mask'), r.get('out')) if path]
+
+
+def _mask_path(out: str, frame) -> str:
+    """``<out>/<stem>_mask.png`` for a folder output, ``<stem>_mask.png`` beside a single PNG."""
+    if Path(out).suffix.lower() == '.png':
+        return str(Path(out).with_name(Path(out).stem + '_mask.png'))
+    return str(Path(out) / f'{ImageWriter.file_name(frame)}_mask.png')
 
 
 COMMAND = cli.TaskCommand(task='segmentation', default_model='hrnet_w48_seg_cityscapes',

@@ -4,23 +4,70 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any, Callable, Dict, Optional, Tuple
+from collections import defaultdict
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 from .sinks import JsonLinesWriter, close_all, open_sink
 from .sources import Frame, Source, VideoWarning
 
-__all__ = ['process_frames', 'Step']
+__all__ = ['process_frames', 'Step', 'StageTimer']
 
 # A task's work on one frame: (its outputs for the JSON line, the drawing or None).
 Step = Callable[[Frame], Tuple[Dict[str, Any], Any]]
 
 
+class StageTimer:
+    """Wall seconds spent in named stages of a frame loop (``seconds[name]``, ``calls[name]``).
+
+    ``with timer('detect'): ...`` adds the block's time to a stage; :meth:`add` adds a measured
+    time. Stages may nest (``'pose'`` containing ``'pose.network'``): a name with a dot is a part
+    of the stage before the dot, and :meth:`shares` reports it within that stage. ``sync`` (e.g.
+    ``torch.cuda.synchronize``) is called at each boundary so that asynchronous GPU work is
+    charged to the stage that queued it."""
+
+    def __init__(self, sync: Optional[Callable[[], None]] = None):
+        self.seconds: Dict[str, float] = defaultdict(float)
+        self.calls: Dict[str, int] = defaultdict(int)
+        self.sync = sync
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        if self.sync is not None:
+            self.sync()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.sync is not None:
+                self.sync()
+            self.add(name, time.perf_counter() - start)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] += seconds
+        self.calls[name] += 1
+
+    def shares(self, total: float) -> Dict[str, float]:
+        """Each top-level stage's fraction of ``total`` seconds, and each part's fraction of its stage."""
+        out = {}
+        for name, s in self.seconds.items():
+            parent = name.split('.', 1)[0]
+            base = self.seconds.get(parent, 0.0) if '.' in name else total
+            out[name] = s / base if base > 0 else 0.0
+        return out
+
+
 def process_frames(source: Source, step: Step, out: Optional[str] = None, json_path: Optional[str] = None,
-                   fps: Optional[float] = None, progress: bool = True, out_suffix: str = '') -> Dict[str, Any]:
+                   fps: Optional[float] = None, progress: bool = True, out_suffix: str = '',
+                   on_record: Optional[Callable[[Dict[str, Any]], None]] = None,
+                   stages: Optional[StageTimer] = None) -> Dict[str, Any]:
     """Run ``step`` on every frame of ``source``; write its drawings to ``out`` (a video at the
     source's frame rate, a PNG or a folder of PNGs: :func:`~.sinks.open_sink`) and one JSON line
     per frame to ``json_path`` (``{"frame": index, "time": seconds, **outputs}``, flushed each
-    line); show a progress bar with frames/s on stderr (tqdm).
+    line; with PNG drawings also ``"out"``: the frame's PNG); show a progress bar with frames/s
+    on stderr (tqdm). ``on_record`` gets each frame's line as a dict (e.g. to print it or keep
+    it); ``stages`` times ``decode`` (waiting for the next frame), ``step``, ``encode`` (writing
+    the drawing) and ``json``.
 
     If anything stops the loop (an error, Ctrl-C), the outputs keep what was written
     (``<stem>.partial<ext>``) and the exception goes on; on a live source (webcam, stream) Ctrl-C
@@ -39,15 +86,29 @@ def process_frames(source: Source, step: Step, out: Optional[str] = None, json_p
         raise
     drawings = outputs[0] if outputs else None
     outputs += [lines] if lines is not None else []
+    timer = stages if stages is not None else _no_timer
     bar = tqdm(total=source.num_frames, unit='frame', desc=source.name, disable=not progress, dynamic_ncols=True)
     count, start, ok = 0, time.perf_counter(), False
     try:
-        for frame in source:
-            record, drawing = step(frame)
+        frames = iter(source)
+        while True:
+            with timer('decode'):
+                frame = next(frames, None)
+            if frame is None:
+                break
+            with timer('step'):
+                record, drawing = step(frame)
+            line = {'frame': frame.index, 'time': round(frame.time, 6), **record}
             if drawings is not None and drawing is not None:
-                drawings.write(drawing, frame)
+                with timer('encode'):
+                    written = drawings.write(drawing, frame)
+                if isinstance(written, str):  # a PNG per frame: say which
+                    line.setdefault('out', written)
             if lines is not None:
-                lines.write({'frame': frame.index, 'time': round(frame.time, 6), **record})
+                with timer('json'):
+                    lines.write(line)
+            if on_record is not None:
+                on_record(line)
             count += 1
             bar.update()
         ok = True
@@ -59,7 +120,8 @@ def process_frames(source: Source, step: Step, out: Optional[str] = None, json_p
         bar.close()
         source.close()
         if ok:
-            close_all(outputs, ok=True)
+            with timer('encode'):  # the encoder's delayed frames are flushed here
+                close_all(outputs, ok=True)
         else:  # an exception is on its way: save what can be saved, without masking it
             try:
                 close_all(outputs, ok=False)
@@ -69,3 +131,8 @@ def process_frames(source: Source, step: Step, out: Optional[str] = None, json_p
     return {'frames': count, 'skipped': source.skipped, 'seconds': round(seconds, 3),
             'fps': round(count / seconds, 2) if seconds > 0 else None,
             'outputs': [o.result for o in outputs if o.result is not None]}
+
+
+@contextmanager
+def _no_timer(name: str) -> Iterator[None]:
+    yield

@@ -4,7 +4,8 @@ files, webcams and stream URLs.
 Decoding goes through PyAV (``pip install 'hrnet-zoo[video]'``; its wheels carry FFmpeg), one
 packet at a time: memory stays bounded whatever the length of the video. Still images and image
 folders need only Pillow; animated GIFs fall back to ``torchvision.io.decode_gif`` (the whole GIF
-in memory, no frame delays) when PyAV is missing.
+in memory, no frame delays) when PyAV is missing, and for GIF87a files (they have no delays, and
+FFmpeg reads only their first frame).
 
 Every :class:`Frame` carries its ``index`` (0-based, in stream order; an undecodable frame that
 was skipped still uses up its index) and its ``time`` in seconds: ``(pts - start) * time_base``
@@ -19,12 +20,12 @@ import re
 import sys
 import warnings
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
-__all__ = ['VideoError', 'SourceNotFoundError', 'VideoWarning', 'Frame', 'Source', 'open_source',
+__all__ = ['VideoError', 'SourceNotFoundError', 'VideoWarning', 'Frame', 'Source', 'open_source', 'open_sources',
            'IMAGE_SUFFIXES', 'VIDEO_SUFFIXES', 'STREAM_SCHEMES', 'FOLDER_FPS']
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
@@ -140,9 +141,28 @@ def open_source(src: Union[str, int, os.PathLike], fps: Optional[float] = None, 
     suffix = os.path.splitext(path)[1].lower()
     if suffix in IMAGE_SUFFIXES:
         return ImageSource(path, [path], fps, kind='image')
-    if suffix == '.gif' and not _have_av():
+    if suffix == '.gif' and (not _have_av() or _gif87a(path)):
         return GifSource(path)
     return AVSource(path, path, 'gif' if suffix == '.gif' else 'video', threads=threads, options=options)
+
+
+def open_sources(sources: Sequence[Union[str, int, os.PathLike]], **kwargs) -> Source:
+    """One source for a command line's list (``--image a.jpg b.jpg``): a single entry is
+    :func:`open_source`'s (``kwargs`` go there); several must all be image files, read as one
+    folder-like sequence in the order given."""
+    sources = list(sources)
+    if len(sources) == 1:
+        return open_source(sources[0], **kwargs)
+    if not sources:
+        raise VideoError('no source given: pass an image, a folder, a GIF, a video, a webcam index or a stream URL')
+    paths = [os.fspath(s) for s in sources]
+    for path in paths:
+        if not os.path.isfile(path):
+            raise SourceNotFoundError(f'{path}: no such file (several sources must all be image files)')
+        if not path.lower().endswith(IMAGE_SUFFIXES):
+            raise VideoError(f'{path}: several sources must all be image files ({", ".join(IMAGE_SUFFIXES)}); '
+                             'give one video, GIF, folder, webcam or stream at a time')
+    return ImageSource(f'{len(paths)} images', paths, kwargs.get('fps'), kind='folder')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,9 +225,17 @@ class ImageSource(Source):
                 yield Frame(image, index, index / self.fps if self.fps else 0.0, self.files[index])
 
 
+def _gif87a(path: str) -> bool:
+    """Whether a GIF is of the 1987 format (Pillow writes one when no frame has a delay): no
+    frame delays, and FFmpeg's GIF demuxer (PyAV 18) returns only its first frame."""
+    with open(path, 'rb') as f:
+        return f.read(6) == b'GIF87a'
+
+
 class GifSource(Source):
-    """An animated GIF by ``torchvision.io.decode_gif`` (when PyAV is missing): every frame is
-    decoded at once and timed at a nominal 10 frames/s (the delays are not read)."""
+    """An animated GIF by ``torchvision.io.decode_gif`` (when PyAV is missing, and for GIF87a
+    files): every frame is decoded at once and timed at a nominal 10 frames/s (the delays are not
+    read)."""
     kind = 'gif'
 
     def __init__(self, path: str):
