@@ -1,7 +1,9 @@
 """Shared test helpers. Nothing here touches the network."""
 from __future__ import annotations
 
+import contextlib
 import os
+from unittest import mock
 
 import pytest
 import torch
@@ -49,3 +51,13 @@ def needs(*modules):
 def _deterministic_seed():
     torch.manual_seed(0)
     yield
+
+
+@contextlib.contextmanager
+def shapes_only():
+    """Build models on the meta device with weight init skipped: parameter shapes only, fast."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.device('meta'))
+        for fn in ('kaiming_normal_', 'kaiming_uniform_', 'uniform_', 'normal_', 'ones_', 'zeros_', 'constant_'):
+            stack.enter_context(mock.patch.object(torch.nn.init, fn, lambda t, *a, **k: t))
+        yield

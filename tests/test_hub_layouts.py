@@ -3,9 +3,6 @@ file's keys, the trunk a file holds, and the errors for a file of another layout
 Models are built on the meta device where only shapes matter (nothing is computed or downloaded)."""
 from __future__ import annotations
 
-import contextlib
-from unittest import mock
-
 import pytest
 import torch
 
@@ -15,18 +12,9 @@ from hrnet_zoo.hub import LAYOUT_NAMES, LAYOUTS, detect_layout, get_layout, mode
 from hrnet_zoo.hub.layouts import MMDET_KEY_MAP, MMPOSE_KEY_MAP
 from hrnet_zoo.hub.loading import describe_fit
 from hrnet_zoo.tasks.detection import MMDET_KEY_MAP as DETECTION_KEY_MAP
+from conftest import shapes_only
 
 ONE = torch.zeros(1)
-
-
-@contextlib.contextmanager
-def shapes_only():
-    """Build on the meta device with weight init skipped: parameter shapes only, fast."""
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(torch.device('meta'))
-        for fn in ('kaiming_normal_', 'kaiming_uniform_', 'uniform_', 'normal_', 'ones_', 'zeros_', 'constant_'):
-            stack.enter_context(mock.patch.object(torch.nn.init, fn, lambda t, *a, **k: t))
-        yield
 
 
 def _state(name: str, prefix: str = '', **kwargs):

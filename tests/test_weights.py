@@ -4,14 +4,12 @@ Nothing here touches the network: a random model saved in the official layout st
 official checkpoint, a Hugging Face cache folder (HF_HUB_OFFLINE=1) stands in for the Hub."""
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
 import shutil
 import warnings
 from pathlib import Path
-from unittest import mock
 
 import pytest
 import timm
@@ -20,7 +18,7 @@ import yaml
 
 import hrnet_zoo
 from hrnet_zoo import hub as W
-from conftest import randomize_bn
+from conftest import randomize_bn, shapes_only
 from hub_double import stock_timm_logits
 
 ARCH = 'hrnet_w18_small'
@@ -69,16 +67,6 @@ def test_manifest_records_agree_with_timm():
         assert r.sha256 is None and r.size is None  # timm's files: not downloaded here, so not recorded
         assert r.metrics['dataset'] == 'imagenet-1k' and 70 < r.top1 < 85
         assert r.gmacs > r.official_gflops  # FlopCounterMode counts more than the official counter
-
-
-@contextlib.contextmanager
-def shapes_only():
-    """Build models on the meta device with weight init skipped: parameter shapes only, fast."""
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(torch.device('meta'))
-        for fn in ('kaiming_normal_', 'kaiming_uniform_', 'uniform_', 'normal_', 'ones_', 'zeros_', 'constant_'):
-            stack.enter_context(mock.patch.object(torch.nn.init, fn, lambda t, *a, **k: t))
-        yield
 
 
 def test_manifest_num_params_recomputed_for_every_record():
