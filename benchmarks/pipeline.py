@@ -59,6 +59,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from speed import CPU_FLAGS, cpu_flags, cpu_name, write_atomic  # noqa: E402
 
 import hrnet_zoo  # noqa: E402
+from hrnet_zoo.deploy.calibration import MIN_CALIBRATION_IMAGES  # noqa: E402
+from hrnet_zoo.tasks import app  # noqa: E402
 from hrnet_zoo.tasks.app import Runtime  # noqa: E402
 from hrnet_zoo.tasks.video import Frame, Source, StageTimer, process_frames  # noqa: E402
 
@@ -66,7 +68,7 @@ CLIPS = os.environ.get('HRNET_ZOO_CLIPS', '/work/shared/realdata/video/*.mp4')
 MODEL = 'hrnet_w32_pose_coco_256x192'
 DETECTOR = 'fasterrcnn_mobilenet_v3_large_320_fpn'  # torchvision's lightest two-stage detector (320 px short side)
 DEFAULT_MODES = {'cpu': ('plain', 'openvino', 'openvino:int8'), 'cuda': ('plain', 'eager', 'eager:bfloat16', 'inductor')}
-BACKENDS = ('plain', 'eager', 'openvino', 'onnxruntime', 'inductor', 'auto')
+BACKENDS = ('plain',) + app.BACKENDS  # 'plain': the model as it is, not deployed
 GOAL_FPS = 30.0  # the issue's goal on 2 cores, with --det-every and int8
 SYNTHETIC = ((540, 960), (720, 1280))  # frame sizes of the synthetic clips (those of the real ones)
 # Stages in the table: (column, StageTimer name); 'pose' is the whole predict call, its network part apart
@@ -177,13 +179,9 @@ def reference_pass(args, clips: Sequence[Clip], pose, detector, options) -> Dict
             clip.boxes[frame.index] = top_boxes(det, frame.image, args.people)
             predict(net, frame.image, boxes=clip.boxes[frame.index], **options)
     recorded = runtime.recorded()
-    if _count(recorded.get('detect', [])) < 16:
+    if app._images(recorded.get('detect', [])) < MIN_CALIBRATION_IMAGES:
         recorded['detect'] = recorded.get('detect', []) + [t.flip(-1) for t in recorded.get('detect', [])]
     return recorded
-
-
-def _count(batches: Sequence[torch.Tensor]) -> int:
-    return sum(int(b.shape[0]) for b in batches)
 
 
 # --- one row ----------------------------------------------------------------------------------
@@ -205,9 +203,8 @@ class Row:
 
 def parse_mode(mode: str) -> Tuple[Optional[str], Optional[str]]:
     backend, _, dtype = mode.partition(':')
-    if backend not in BACKENDS or (dtype and dtype not in ('float32', 'bfloat16', 'int8')):
-        raise ValueError(f'mode {mode!r}: BACKEND[:DTYPE] with BACKEND one of {BACKENDS}, DTYPE float32, bfloat16 '
-                         'or int8')
+    if backend not in BACKENDS or (dtype and dtype not in app.DTYPES):
+        raise ValueError(f'mode {mode!r}: BACKEND[:DTYPE] with BACKEND one of {BACKENDS}, DTYPE one of {app.DTYPES}')
     return (None if backend == 'plain' else backend), (dtype or None)
 
 

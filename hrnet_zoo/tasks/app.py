@@ -72,11 +72,6 @@ def _available(backend: str, dtype: Optional[str]) -> bool:
     return available(backend, torch.int8 if dtype == 'int8' else None)
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device('cpu')
-
-
 def _is_detector(model: nn.Module) -> bool:
     """A torchvision-style detector (GeneralizedRCNN, RetinaNet, FCOS): a ``transform`` that
     batches the images, then a ``backbone`` on the batch tensor."""
@@ -180,9 +175,6 @@ class Runtime:
         """What ran: per network its backend, precision and why, and the deploy time."""
         return {name: m.info() for name, m in self.models.items()}
 
-    def label(self) -> str:
-        return f'{self.backend or "plain"} {self.dtype or "default"}'
-
     def say(self, text: str) -> None:
         if self.verbose:
             _say(text)
@@ -192,6 +184,8 @@ def _default_backend(command: str, dtype: Optional[str], source: Optional[Source
     """(backend, note) when ``--backend`` is not given (module docstring)."""
     cpu = device.type == 'cpu'
     if dtype == 'int8':
+        if not cpu:
+            raise AppError(f'--dtype int8 runs on the CPU (OpenVINO / ONNX Runtime), not {device}: add --device cpu')
         for backend in ('openvino', 'onnxruntime'):
             if _available(backend, dtype):
                 return backend, ''

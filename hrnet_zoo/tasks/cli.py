@@ -188,7 +188,7 @@ def run_eval(args: argparse.Namespace, recipe: Recipe, handler: Handler, task: s
     then the asked path; the result is its metrics with ``"float32"`` (the reference metrics) and
     ``"runtime"`` (what ran, per network), printed once."""
     from .app import Runtime
-    runtime = Runtime.from_args(args, 'eval', task=task)
+    runtime = Runtime.from_args(args, 'eval', device=device_of(args), task=task)
     if runtime.backend is None or runtime.dtype == 'float32' or (
             runtime.dtype is None and runtime.backend in ('eager', 'inductor', 'onnxruntime')):
         args.runtime = runtime
@@ -219,7 +219,7 @@ def inference_model(args: argparse.Namespace, model: nn.Module, name: Optional[s
     from .app import Runtime
     runtime = getattr(args, 'runtime', None)
     if runtime is None:
-        runtime = args.runtime = Runtime.from_args(args, 'eval')
+        runtime = args.runtime = Runtime.from_args(args, 'eval', device=device_of(args))
     return runtime.wrap(model, name or runtime.task)
 
 
@@ -238,11 +238,7 @@ def _quiet():
 
 def main(cmd: TaskCommand, argv: Optional[Sequence[str]] = None) -> Any:
     args = build_parser(cmd).parse_args(argv)
-    from .video import VideoError
-    try:
-        return args.handler(args, load_task_recipe(args, cmd))
-    except VideoError as e:  # bad input (a missing, corrupt or unsupported source): one line, no traceback
-        raise SystemExit(f'error: {e}') from None
+    return args.handler(args, load_task_recipe(args, cmd))  # eval / predict: bad input is one line (_checked)
 
 
 def load_task_recipe(args: argparse.Namespace, cmd: Optional[TaskCommand] = None) -> Recipe:

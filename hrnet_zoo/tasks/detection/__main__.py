@@ -28,7 +28,7 @@ from ...train.recipes import Recipe
 from .. import cli
 from ..app import PredictApp
 from ..drawing import draw_detections
-from ..video import StageTimer
+from ..video import no_timer
 from .data import CocoDetectionDataset, SyntheticBoxes, train_transform
 from .evaluate import evaluate_dataset, iou_types_of
 from .training import fit_detector
@@ -132,7 +132,7 @@ def predict(args: argparse.Namespace, recipe: Recipe):
     app = PredictApp(args, 'detection', ('predictions', 'predictions'), device)
     model = app.wrap(_model(args).to(device))  # the backbone runs on the fast path
     names = _category_names(model.num_classes)
-    timer = app.stages or StageTimer()
+    timer = app.stages or no_timer
 
     def make_step(calibrating: bool = False):
         def step(frame):

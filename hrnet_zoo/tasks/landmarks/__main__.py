@@ -29,7 +29,7 @@ from ..codecs import CODECS, set_codec
 from ..drawing import draw_landmarks
 from ..heatmap import REFINEMENTS
 from ..registry import get_model_spec
-from ..video import StageTimer
+from ..video import no_timer
 from .data import FaceLandmarks
 from .evaluate import evaluate_landmarks, predict_face
 from .training import fit_landmarks
@@ -101,7 +101,7 @@ def cmd_predict(args: argparse.Namespace, recipe: Recipe):
     app = PredictApp(args, 'landmarks', ('landmarks.png', 'landmarks'), device)
     model = app.wrap(_model(args, recipe).to(device))
     flip, method = cli.flip_test(args, recipe), _decode(args, recipe)
-    timer = app.stages or StageTimer()
+    timer = app.stages or no_timer
 
     def make_step(calibrating: bool = False):
         def step(frame):

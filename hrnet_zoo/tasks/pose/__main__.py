@@ -32,9 +32,9 @@ from ..cli import (TaskCommand, batch_size, build_model, device_of, flip_test, i
 from ..codecs import CODECS, set_codec
 from ..drawing import draw_people
 from ..heatmap import REFINEMENTS
-from ..video import StageTimer
+from ..video import no_timer
 from .data import COCOKeypoints, read_detections
-from .evaluate import as_image_tensor, build_detector, detect_people, evaluate_coco, predict
+from .evaluate import as_image_tensor, build_detector, detect_people, evaluate_keypoints, predict
 from .specs import COCO_SKELETON, GENERIC
 from .tracking import DetectEvery, PoseTracker
 from .training import dataset_options, fit_pose
@@ -123,7 +123,6 @@ def cmd_eval(args, recipe: Recipe) -> Dict[str, float]:
     det = {} if not args.det_boxes else {'boxes': args.det_boxes,
                                          'det_score_thresh': _opt(args, recipe, 'det_score_thresh')}
     val_set = _dataset(model, args.val_ann, args.val_images, False, recipe, head_boxes=args.head_boxes, **det)
-    from .evaluate import evaluate_keypoints  # the field's metric of the model's keypoint set
     stats = evaluate_keypoints(model, val_set, batch_size=batch_size(args, recipe), flip_test=flip_test(args, recipe),
                                method=_decode(args, recipe), sigmas=_sigmas(args, recipe),
                                num_workers=args.workers, vis_thresh=_opt(args, recipe, 'vis_thresh'),
@@ -163,7 +162,9 @@ def _frame_boxes(by_image: Dict[str, List[dict]], name: str, index: int, single:
     return next(iter(by_image.values())) if single and len(ids) == 1 else []
 
 
-PREDICT_DET_SCORE_THRESH = 0.3  # predict keeps person boxes scoring at least this (mmpose's demos: --bbox-thr 0.3)
+# predict keeps person boxes scoring at least this unless the recipe's eval.predict_score_thresh or
+# --det-score-thresh says otherwise (mmpose's demos: --bbox-thr 0.3)
+PREDICT_DET_SCORE_THRESH = 0.3
 TRACKED_SOURCES = ('video', 'gif', 'live')  # tracked by default (--track oks); images and folders: --track none
 
 
@@ -184,20 +185,23 @@ def cmd_predict(args, recipe: Recipe):
                    vis_thresh=_opt(args, recipe, 'vis_thresh'), oks_thresh=_opt(args, recipe, 'oks_thresh'),
                    soft_nms=_opt(args, recipe, 'soft_nms'), sigmas=_sigmas(args, recipe),
                    batch_size=batch_size(args, recipe))
-    find_people = _people_finder(args, app, device)
+    find_people = _people_finder(args, recipe, app, device)
     track = args.track or ('oks' if app.source.kind in TRACKED_SOURCES else 'none')
     skeleton = COCO_SKELETON if model.num_keypoints == 17 else ()
 
     def make_step(calibrating: bool = False):
-        return pose_step(model, find_people, options, det_every=1 if calibrating else args.det_every, track=track,
-                         smooth=args.smooth, fps=app.source.fps, skeleton=skeleton, threshold=args.threshold,
+        # the calibration pass only feeds the networks: no schedule, no tracks, no smoothing
+        return pose_step(model, find_people, options, det_every=1 if calibrating else args.det_every,
+                         track='none' if calibrating else track, smooth=args.smooth and not calibrating, fps=app.source.fps, skeleton=skeleton, threshold=args.threshold,
                          sigmas=_sigmas(args, recipe), stages=app.stages)
     return app.run(make_step).result
 
 
-def _people_finder(args, app: PredictApp, device):
+def _people_finder(args, recipe: Recipe, app: PredictApp, device):
     """``frame -> person boxes`` (None: the whole image) from ``--box``, ``--det-boxes`` or ``--detector``."""
-    thresh = PREDICT_DET_SCORE_THRESH if args.det_score_thresh is None else args.det_score_thresh
+    thresh = args.det_score_thresh
+    if thresh is None:
+        thresh = recipe.eval.get('predict_score_thresh', PREDICT_DET_SCORE_THRESH)
     if args.box:
         boxes = np.asarray(args.box, dtype=np.float64)
         return lambda frame: boxes
@@ -224,7 +228,7 @@ def pose_step(model, find_people, options: Dict[str, Any], *, det_every: int = 1
     :class:`~.tracking.DetectEvery`), people (:func:`~.evaluate.predict` with ``options``), track
     ids (:class:`~.tracking.PoseTracker`, ``track`` 'oks' / 'iou'; 'none': no ids) with one-euro
     ``smooth``-ing, and the drawing. ``stages`` (a StageTimer) times detect / pose / track / draw."""
-    timer = stages if stages is not None else StageTimer()
+    timer = stages if stages is not None else no_timer
     tracker = None
     if track != 'none' or det_every > 1 or smooth:  # the schedule and the smoother need tracks
         tracker = PoseTracker(metric='oks' if track == 'none' else track, smooth=smooth, sigmas=sigmas,
@@ -287,7 +291,8 @@ def add_arguments(p: argparse._ArgumentGroup, command: str) -> None:
                        help='person boxes: a COCO detection-results JSON (e.g. COCO_val2017_detections_AP_H_56_person'
                             '.json); eval runs on them with rescoring and OKS-NMS (default: ground-truth boxes)')
         p.add_argument('--det-score-thresh', type=float, default=None,
-                       help="drop boxes scoring below (default: the recipe's eval.det_score_thresh, 0.0)")
+                       help="drop person boxes scoring below (default: eval: the recipe's eval.det_score_thresh, "
+                            "0.0 as the official code; predict: eval.predict_score_thresh, 0.3 as mmpose's demos)")
         p.add_argument('--vis-thresh', type=float, default=None,
                        help='keypoints scoring above it make the person score (default 0.2)')
         p.add_argument('--oks-thresh', type=float, default=None, help='OKS-NMS threshold (default 0.9)')

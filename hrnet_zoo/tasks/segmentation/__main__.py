@@ -28,8 +28,8 @@ from ...train.recipes import Recipe
 from .. import cli
 from ..app import PredictApp
 from ..drawing import draw_segmentation, save_png
-from ..video import VIDEO_SUFFIXES, ImageWriter, StageTimer
-from .data import (CITYSCAPES_CLASS_WEIGHTS, CITYSCAPES_CLASSES, CityscapesList, CityscapesTorchvision, ImageMaskFolder,
+from ..video import VIDEO_SUFFIXES, ImageWriter, no_timer
+from .data import (CITYSCAPES_CLASS_WEIGHTS, CityscapesList, CityscapesTorchvision, ImageMaskFolder,
                    SyntheticShapes, colorize)
 from .evaluate import COMBINES, PROTOCOLS, WINDOWS, evaluate, model_protocol, predict
 from .metainfo import DATASETS, label_map
@@ -116,12 +116,18 @@ def _model(args: argparse.Namespace, **kwargs: Any):
                            **kwargs)
 
 
+def _dataset_of(model):
+    """The model's dataset (:mod:`.metainfo`) when its classes are the model's, else None."""
+    info = DATASETS.get(model.pretrained_cfg.get('dataset'))
+    return info if info is not None and info.num_classes == model.num_classes else None
+
+
 def _folder_labels(args: argparse.Namespace, model) -> dict:
     """``label_map`` / ``class_names`` of folder data: the model's dataset's (:mod:`.metainfo`) when
     its classes are the model's; ``--reduce-zero-label`` (default: the dataset's, for mmseg's
     protocol) maps 0 to ignore and k to k - 1."""
-    info = DATASETS.get(model.pretrained_cfg.get('dataset'))
-    known = info is not None and info.num_classes == model.num_classes
+    info = _dataset_of(model)
+    known = info is not None
     reduce = args.reduce_zero_label
     if reduce is None:
         reduce = known and info.reduce_zero_label and model_protocol(model, args.protocol) == 'mmseg'
@@ -223,9 +229,10 @@ def cmd_predict(args: argparse.Namespace, recipe: Recipe):
     app = PredictApp(args, 'segmentation', ('predictions', 'predictions'), device)
     model = app.wrap(_model(args).to(device))
     options, n = _eval_kwargs(args, recipe, model), model.num_classes
-    names = CITYSCAPES_CLASSES if n == len(CITYSCAPES_CLASSES) else [str(c) for c in range(n)]
+    info = _dataset_of(model)  # its class names, else numbers
+    names = list(info.classes) if info is not None else [str(c) for c in range(n)]
     masks = None if Path(app.out).suffix.lower() in VIDEO_SUFFIXES else app.out  # PNG outputs get the masks
-    timer = app.stages or StageTimer()
+    timer = app.stages or no_timer
 
     def make_step(calibrating: bool = False):
         def step(frame):

@@ -19,13 +19,13 @@ Bad input raises :class:`VideoError` (a ``ValueError``) with a one-line message 
 source, for a CLI to print without a traceback; a single undecodable frame is skipped with a
 :class:`VideoWarning` and counted in ``source.skipped``.
 """
-from .loop import StageTimer, Step, process_frames
+from .loop import StageTimer, Step, no_timer, process_frames
 from .sinks import (DEFAULT_FPS, VIDEO_ENCODERS, AtomicOutput, ImageWriter, JsonLinesWriter, VideoWriter,
                     choose_codec, open_sink, partial_path)
 from .sources import (FOLDER_FPS, IMAGE_SUFFIXES, STREAM_SCHEMES, VIDEO_SUFFIXES, Frame, Source,
                       SourceNotFoundError, VideoError, VideoWarning, open_source, open_sources)
 
-__all__ = ['open_source', 'open_sources', 'Source', 'Frame', 'process_frames', 'Step', 'StageTimer', 'VideoWriter',
+__all__ = ['open_source', 'open_sources', 'Source', 'Frame', 'process_frames', 'Step', 'StageTimer', 'no_timer', 'VideoWriter',
            'JsonLinesWriter', 'ImageWriter', 'AtomicOutput', 'open_sink', 'choose_codec', 'partial_path', 'VideoError',
            'SourceNotFoundError', 'VideoWarning', 'IMAGE_SUFFIXES', 'VIDEO_SUFFIXES', 'STREAM_SCHEMES',
            'FOLDER_FPS', 'DEFAULT_FPS', 'VIDEO_ENCODERS']

@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 from .sinks import JsonLinesWriter, close_all, open_sink
 from .sources import Frame, Source, VideoWarning
 
-__all__ = ['process_frames', 'Step', 'StageTimer']
+__all__ = ['process_frames', 'Step', 'StageTimer', 'no_timer']
 
 # A task's work on one frame: (its outputs for the JSON line, the drawing or None).
 Step = Callable[[Frame], Tuple[Dict[str, Any], Any]]
@@ -47,15 +47,6 @@ class StageTimer:
         self.seconds[name] += seconds
         self.calls[name] += 1
 
-    def shares(self, total: float) -> Dict[str, float]:
-        """Each top-level stage's fraction of ``total`` seconds, and each part's fraction of its stage."""
-        out = {}
-        for name, s in self.seconds.items():
-            parent = name.split('.', 1)[0]
-            base = self.seconds.get(parent, 0.0) if '.' in name else total
-            out[name] = s / base if base > 0 else 0.0
-        return out
-
 
 def process_frames(source: Source, step: Step, out: Optional[str] = None, json_path: Optional[str] = None,
                    fps: Optional[float] = None, progress: bool = True, out_suffix: str = '',
@@ -86,7 +77,7 @@ def process_frames(source: Source, step: Step, out: Optional[str] = None, json_p
         raise
     drawings = outputs[0] if outputs else None
     outputs += [lines] if lines is not None else []
-    timer = stages if stages is not None else _no_timer
+    timer = stages if stages is not None else no_timer
     bar = tqdm(total=source.num_frames, unit='frame', desc=source.name, disable=not progress, dynamic_ncols=True)
     count, start, ok = 0, time.perf_counter(), False
     try:
@@ -134,5 +125,6 @@ def process_frames(source: Source, step: Step, out: Optional[str] = None, json_p
 
 
 @contextmanager
-def _no_timer(name: str) -> Iterator[None]:
+def no_timer(name: str) -> Iterator[None]:
+    """A stage timer that times nothing (no :class:`StageTimer` asked for)."""
     yield
