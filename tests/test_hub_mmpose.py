@@ -142,3 +142,18 @@ def test_a_file_loaded_into_another_spec_keeps_its_records_codec_with_a_warning(
     apply_record_codec(model, spec, types.SimpleNamespace(
         codec=None, where='/tmp/fcn_hr18_512x1024_160k_cityscapes_20200602_190822-221e4a4f.pth'))
     assert model.pretrained_cfg['codec'] == 'face'
+
+
+def test_a_codec_the_caller_asked_for_stays():
+    # create_model(name, checkpoint_path=FILE, codec=...) : the builder has set the asked codec before
+    # the load; the record of the file's name does not replace it
+    spec = get_model_spec('hrnet_w32_pose_coco_256x192')
+    model = nn.Module()
+    model.pretrained_cfg = {'codec': 'udp'}  # != the spec's 'msra': asked for
+    apply_record_codec(model, spec, types.SimpleNamespace(
+        codec=None, where='/tmp/td-hm_hrnet-w32_8xb64-210e_coco-256x192-81c58e40_20220909.pth'))
+    assert model.pretrained_cfg['codec'] == 'udp'
+    model.pretrained_cfg = {'codec': spec.codec}
+    apply_record_codec(model, spec, types.SimpleNamespace(
+        codec=None, where='/tmp/td-hm_hrnet-w32_8xb64-210e_coco-256x192-81c58e40_20220909.pth'))
+    assert model.pretrained_cfg['codec'] == 'mmpose_msra'

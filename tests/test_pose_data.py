@@ -207,3 +207,16 @@ def test_msra_dataset_sanitizes_boxes_and_its_targets_decode_back(synth, tmp_pat
     pts, _ = get_codec('msra').decode(item['target'][None], s['center'][None], s['scale'][None])
     err = np.abs(apply_affine(pts[0][vis], m) - item['keypoints'][vis, :2].numpy())
     assert err.max() <= 2.0 + 1e-4
+
+
+def test_evaluation_items_of_a_combined_codec_need_no_targets(tmp_path):
+    # combined targets (mmpose's udp_regress) are decoded, not trained here: an evaluation set under
+    # that codec gives zero targets instead of refusing, a training set still refuses
+    from hrnet_zoo.tasks.pose.data import COCOKeypoints
+    ann, images = write_synthetic_coco(str(tmp_path), num_images=2, num_keypoints=5, seed=3)
+    val = COCOKeypoints(ann, images, input_size=(64, 48), train=False, codec='mmpose_udp_combined')
+    item = val[0]
+    assert item['target'].shape == (5, 16, 12) and not item['target'].any() and not item['target_weight'].any()
+    train = COCOKeypoints(ann, images, input_size=(64, 48), train=True, codec='mmpose_udp_combined')
+    with pytest.raises(ValueError, match='decoded here but not trained'):
+        train[0]

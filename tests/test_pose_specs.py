@@ -91,3 +91,16 @@ def test_usage_snippet_runs(tmp_path, monkeypatch, capsys):
     exec(code, namespace)
     assert 1 <= len(namespace['people']) <= 2 and capsys.readouterr().out
     assert namespace['people'][0]['keypoints'].shape == (17, 2)
+
+
+def test_the_codec_decides_the_maps_per_keypoint():
+    # mmpose's combined targets have 3 maps per keypoint (disc, x and y offset): a codec override
+    # rebuilds the head for it (17 x 3 = 51 maps), and back (17); an explicit maps_per_keypoint wins
+    assert hrnet_zoo.create_model('hrnet_w32_pose_coco_256x192_udp_regress').final_layer.out_channels == 51
+    m = hrnet_zoo.create_model('hrnet_w32_pose_coco_256x192_udp_regress', codec='mmpose_udp')
+    assert m.final_layer.out_channels == 17 and m.pretrained_cfg['codec'] == 'mmpose_udp'
+    m = hrnet_zoo.create_model('hrnet_pose', arch='hrnet_w18_small', num_keypoints=5, codec='mmpose_udp_combined')
+    assert m.final_layer.out_channels == 15
+    m = hrnet_zoo.create_model('hrnet_pose', arch='hrnet_w18_small', num_keypoints=5, codec='mmpose_udp_combined',
+                               maps_per_keypoint=1)
+    assert m.final_layer.out_channels == 5

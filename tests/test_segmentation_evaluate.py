@@ -13,7 +13,7 @@ from torch import nn
 
 import hrnet_zoo
 from hrnet_zoo.tasks.segmentation.data import SyntheticShapes
-from hrnet_zoo.tasks.segmentation.evaluate import (MMSEG_TESTS, evaluate, mmseg_size, predict, scaled_size,
+from hrnet_zoo.tasks.segmentation.evaluate import (MMSEG_TESTS, MMSegTest, evaluate, mmseg_size, predict, scaled_size,
                                                    sliding_window, swap_channels, window_boxes)
 from hrnet_zoo.tasks.segmentation.transforms import eval_transforms
 
@@ -276,3 +276,12 @@ def test_mmseg_protocol_averages_softmax_over_resized_views():
         predict(model, x, protocol='official', windows='whole')
     with pytest.raises(ValueError, match='no mmseg test protocol for dataset'):
         predict(_PixelModel(pretrained_cfg={'test_protocol': 'mmseg'}), x)
+
+
+def test_mmseg_test_scale_overrides_the_scale_only(monkeypatch):
+    # a dataset whose test slides 16x16 windows by 12: test_scale=(48, 36) keeps the slide (36x48 -> windows
+    # at x 0, 12, 24, 32 and y 0, 12, 20: 4 x 3 = 12 inputs of 16x16), it does not switch to the whole image
+    monkeypatch.setitem(MMSEG_TESTS, 'tiny', MMSegTest((96, 72), 'slide', (16, 16), (12, 12)))
+    model = _PixelModel(pretrained_cfg={'test_protocol': 'mmseg', 'dataset': 'tiny'}).eval()
+    predict(model, torch.randn(1, 3, 36, 48), test_scale=(48, 36))
+    assert [tuple(i.shape[-2:]) for i in model.inputs] == [(16, 16)] * 12

@@ -365,7 +365,8 @@ def test_task_record_validation_names_the_problem(tmp_path):
     good = W.record_as_json(W.get_weight('hrnet_w18_face_wflw'))
     cases = [({'task': 'faces'}, 'task must be one of'), ({'num_outputs': None}, 'needs num_outputs'),
              ({'metrics': {'dataset': 'WFLW', 'source': 'x'}}, r"metrics must include \['nme'\]"),
-             ({'name': 'Bad-Name'}, 'must be a task model name')]
+             ({'name': 'Bad-Name'}, 'must be a task model name'),
+             ({'metrics': {'dataset': 'WFLW', 'nme': 4.6}}, r"metrics must include \['source'\]$")]  # no headline talk
     for change, message in cases:
         path = tmp_path / 'm.json'
         path.write_text(json.dumps({'weights': [dict(good, **change)]}))

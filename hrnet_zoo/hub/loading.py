@@ -137,8 +137,9 @@ def apply_record_codec(model: nn.Module, spec: ModelSpec, src: Source, tag: Opti
     """Decode a loaded checkpoint as its manifest record says: the record of ``name.tag`` (``tag``
     given), else the record of this model whose source checkpoint has the file's name (mmpose's 0.x
     and 1.x files of one model differ in codec); a file that records its own codec (an engine
-    checkpoint, a converted folder) keeps it, a file without a record keeps the spec's."""
-    if spec.task not in CODEC_TASKS or src.codec:
+    checkpoint, a converted folder) keeps it, a file without a record keeps the spec's, and a codec
+    the caller asked for (``create_model(..., codec=)``) stays."""
+    if spec.task not in CODEC_TASKS or src.codec or model.pretrained_cfg.get('codec') != spec.codec:
         return model
     from .records import record_for_file, record_for_model
     record = record_for_model(spec.name, tag=tag) if tag else None

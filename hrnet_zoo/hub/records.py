@@ -146,11 +146,11 @@ def _check_task_record(raw: Mapping[str, Any], where: str) -> None:
         raise WeightsError(f'{where}: a {task} record needs num_outputs (keypoints / landmarks / classes), '
                            f'a positive integer; got {n!r}')
     metrics, headline = raw['metrics'], TASK_METRICS[task]
-    wanted = [k for k in ('source',) if k not in metrics]
+    wanted, others = ([] if 'source' in metrics else ['source']), ''
     if metrics.get('published', True) and not any(k in metrics for k in headline):
         wanted.insert(0, headline[0])
-    if wanted:
         others = f' (or another headline: {", ".join(headline[1:])}; or "published": false)' if len(headline) > 1 else ''
+    if wanted:
         raise WeightsError(f'{where}: {task} metrics must include {wanted}{others}')
     if task in CODEC_TASKS and not isinstance(raw.get('codec'), str):
         raise WeightsError(f'{where}: a {task} record needs codec, the name of the heatmap codec the weight was '

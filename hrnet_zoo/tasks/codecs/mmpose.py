@@ -255,7 +255,7 @@ def combined_decode(heatmaps: torch.Tensor, blur_kernel: int = 11,
     coords = torch.where((scores > 0).unsqueeze(-1), coords, torch.full_like(coords, -1.0))
     base = coords[..., 0].long() + coords[..., 1].long() * w
     per_instance = generation == '1.x'
-    maps_index = torch.arange(k) if per_instance else torch.arange(n * k).reshape(n, k)
+    maps_index = torch.arange(k, device=heatmaps.device) if per_instance else torch.arange(n * k, device=heatmaps.device).reshape(n, k)
     index = base + h * w * maps_index
     offset = torch.stack([_flat_reader(xoff, per_instance)(index), _flat_reader(yoff, per_instance)(index)], -1)
     return coords + offset * radius, scores

@@ -382,8 +382,13 @@ class COCOKeypoints(Dataset):
         if flip:  # the official code mirrors the image, the joints and the centre, then crops
             image, kpts, center = codec.flip_image(image, kpts, center, self.flip_pairs)
         crop = codec.crop_image(image, center, scale, rot, self.input_size)
-        target, weight = self._target_codec().encode(kpts[:, :2], kpts[:, 2], center, scale, rot, self.input_size,
-                                                     self.heatmap_size, self.sigma, self.joint_weights)
+        target_codec = self._target_codec()
+        if target_codec.target == 'combined' and not self.train:  # evaluation reads no targets; combined ones
+            target = np.zeros((len(kpts), *self.heatmap_size), np.float32)  # are not encoded here
+            weight = np.zeros((len(kpts), 1), np.float32)
+        else:
+            target, weight = target_codec.encode(kpts[:, :2], kpts[:, 2], center, scale, rot, self.input_size,
+                                                 self.heatmap_size, self.sigma, self.joint_weights)
         crop_kpts = kpts.copy()
         crop_kpts[:, :2] = apply_affine(kpts[:, :2], codec.crop_matrix(center, scale, rot, self.input_size,
                                                                        image_size=tuple(image.shape[-2:])))

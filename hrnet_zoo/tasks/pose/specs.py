@@ -197,7 +197,10 @@ def build(spec: TaskModelSpec, num_keypoints: Optional[int] = None, input_size: 
     if n != spec.num_outputs:  # another keypoint set: the spec's no longer describes the model
         changes.setdefault('keypoint_set', None)
     cfg = spec.pretrained_cfg(**changes, trunk=trunk)
+    explicit_maps = 'maps_per_keypoint' in kwargs
     options = {k: kwargs.pop(k, v) for k, v in spec.options.items() if k in _BUILD_OPTIONS}
+    if spec.head != 'v2' and not explicit_maps:  # the codec decides the maps per keypoint (codec= included)
+        options['maps_per_keypoint'] = get_codec(cfg['codec']).maps_per_keypoint
     net = PoseHRNetV2 if spec.head == 'v2' else PoseHRNet
     return net(trunk, num_keypoints=n, flip_pairs=pairs, input_size=size, pretrained_cfg=cfg, **options, **kwargs)
 

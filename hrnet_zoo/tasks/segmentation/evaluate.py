@@ -56,6 +56,7 @@ normalised image: the same bilinear rule, other rounding); mmseg 1.x's ``tta_pip
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -345,7 +346,9 @@ def predict(model: nn.Module, image: torch.Tensor, scales: Sequence[float] = (1.
         if combine not in (None, 'mmseg') or base_size is not None or resize_to is not None:
             raise ValueError("protocol='mmseg' combines views as mmseg does and resizes to its test scale: "
                              'combine, base_size and resize_to belong to the official protocol')
-        test = mmseg_test(model) if test_scale is None else MMSegTest(tuple(test_scale), 'whole')
+        dataset = (getattr(model, 'pretrained_cfg', None) or {}).get('dataset')
+        test = mmseg_test(model) if test_scale is None else dataclasses.replace(  # the scale only: mode, crop, stride stay
+            MMSEG_TESTS.get(dataset, MMSegTest(tuple(test_scale))), scale=tuple(test_scale))
         windows = windows or ('slide' if crop_size else test.mode)
         if windows not in ('whole', 'slide'):
             raise ValueError(f"mmseg's windows are 'whole' or 'slide', got {windows!r}")
