@@ -13,7 +13,7 @@ through the crop of :mod:`hrnet_zoo.tasks.topdown`). :func:`decode_heatmaps` is 
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -150,15 +150,18 @@ def flip_back(heatmaps: torch.Tensor, flip_pairs: Sequence[Tuple[int, int]], shi
 
 @torch.no_grad()
 def predict_heatmaps(model: nn.Module, images: torch.Tensor, flip_pairs: Optional[Sequence[Tuple[int, int]]] = None,
-                     flip_test: bool = True, shift: bool = False) -> torch.Tensor:
+                     flip_test: bool = True, shift: bool = False,
+                     unflip: Optional[Callable[[torch.Tensor, Sequence[Tuple[int, int]]], torch.Tensor]] = None
+                     ) -> torch.Tensor:
     """Model heatmaps for a batch; with ``flip_test`` the average of the original and the
     flipped-back prediction for the mirrored batch (:func:`flip_back`, ``shift`` its one-pixel
-    ``SHIFT_HEATMAP``)."""
+    ``SHIFT_HEATMAP``; ``unflip(heatmaps, flip_pairs)`` instead: a codec's own, e.g. combined maps)."""
     heatmaps = model(images)
     if flip_test:
         if flip_pairs is None:
             raise ValueError('flip_test=True needs the flip_pairs of the keypoint set')
-        heatmaps = 0.5 * (heatmaps + flip_back(model(images.flip(-1)), flip_pairs, shift))
+        mirrored = model(images.flip(-1))
+        heatmaps = 0.5 * (heatmaps + (unflip(mirrored, flip_pairs) if unflip else flip_back(mirrored, flip_pairs, shift)))
     return heatmaps
 
 

@@ -230,15 +230,7 @@ class HeatmapCodec:
                          flip_test: bool = True) -> torch.Tensor:
         """Model heatmaps, averaged with the flipped-back prediction of the mirrored batch under
         ``flip_test`` (with the codec's ``SHIFT_HEATMAP``; combined maps: :meth:`flip_back`)."""
-        if self.target != 'combined':
-            return predict_heatmaps(model, images, flip_pairs, flip_test, self.flip_shift)
-        with torch.no_grad():
-            heatmaps = model(images)
-            if flip_test:
-                if flip_pairs is None:
-                    raise ValueError('flip_test=True needs the flip_pairs of the keypoint set')
-                heatmaps = 0.5 * (heatmaps + self.flip_back(model(images.flip(-1)), flip_pairs))
-        return heatmaps
+        return predict_heatmaps(model, images, flip_pairs, flip_test, unflip=self.flip_back)
 
     def flip_back(self, heatmaps: torch.Tensor, flip_pairs: Sequence[Tuple[int, int]]) -> torch.Tensor:
         """Heatmaps of a mirrored input -> of the input (with the codec's ``SHIFT_HEATMAP``; combined

@@ -55,7 +55,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..heatmap import _gather, gaussian_heatmaps, get_max_preds
+from ..heatmap import _gather, flip_back, gaussian_heatmaps, get_max_preds
 from ..topdown import PIXEL_STD, sanitize_box
 
 __all__ = ['RADIUS_FACTOR', 'udp_matrix', 'udp_heatmaps', 'quarter_offset_per_axis', 'gaussian_blur_cv2',
@@ -224,12 +224,9 @@ def combined_flip_back(heatmaps: torch.Tensor, flip_pairs: Sequence[Tuple[int, i
     n, c, h, w = heatmaps.shape
     if c % 3:
         raise ValueError(f'combined targets have 3 maps per keypoint; got {c} channels')
-    out = heatmaps.flip(-1).reshape(n, c // 3, 3, h, w)
-    perm = list(range(c // 3))
-    for a, b in flip_pairs:
-        perm[a], perm[b] = perm[b], perm[a]
-    out = out[:, perm].clone()
-    out[:, :, 1] = -out[:, :, 1]
+    # a keypoint's three maps stacked along the height: the shared flip_back swaps them as one channel
+    out = flip_back(heatmaps.reshape(n, c // 3, 3 * h, w), flip_pairs).reshape(n, c // 3, 3, h, w).clone()
+    out[:, :, 1].neg_()
     return out.reshape(n, c, h, w)
 
 

@@ -163,12 +163,11 @@ class FaceLandmarks(Dataset):
                 rot = self.rotation_factor * (2 * torch.rand(()).item() - 1)
             flip = torch.rand(()).item() < self.flip_prob
         codec, pts = self.active_codec, s['points']
-        if flip:  # the official code mirrors the image, the landmarks and the centre, then crops
-            image, pts, center = codec.flip_image(image, pts, center, self.flip_pairs)
-        crop = codec.crop_image(image, center, scale, rot, self.input_size)
         visible = np.asarray(s.get('visible', np.ones(len(pts))), dtype=np.float64)
-        if flip:
-            visible = visible[list(_mirror(len(pts), self.flip_pairs))]
+        if flip:  # the official code mirrors the image, the landmarks and the centre, then crops
+            image, flipped, center = codec.flip_image(image, np.column_stack([pts, visible]), center, self.flip_pairs)
+            pts, visible = flipped[:, :2], flipped[:, 2]  # the flags ride along with their landmarks
+        crop = codec.crop_image(image, center, scale, rot, self.input_size)
         target, weight = codec.encode(pts, visible, center, scale, rot, self.input_size, self.heatmap_size, self.sigma)
         return {
             'image': normalize(crop),
@@ -180,10 +179,3 @@ class FaceLandmarks(Dataset):
             'visible': torch.from_numpy(np.asarray(s.get('visible', np.ones(len(s['points']), dtype=bool)))),
         }
 
-
-def _mirror(n: int, flip_pairs: Sequence[Tuple[int, int]]) -> Tuple[int, ...]:
-    """The index of each landmark's mirror (itself when unpaired)."""
-    out = list(range(n))
-    for a, b in flip_pairs:
-        out[a], out[b] = b, a
-    return tuple(out)
