@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Subset
 from ..codecs import HeatmapCodec, dataset_with_codec, resolve_codec
 from ..keypoints import KeypointSet
 from ..topdown import PIXEL_STD, load_image, normalize
-from .metrics import COCO_OKS_SIGMAS, coco_keypoint_ap, keypoint_results, load_coco, rescore
+from .metrics import COCO_OKS_SIGMAS, coco_keypoint_ap, keypoint_results, rescore
 from .nms import oks_nms, soft_oks_nms
 from .pck import mpii_pckh, set_metrics
 
@@ -185,20 +185,19 @@ def evaluate_coco(model: nn.Module, dataset, batch_size: int = 32, flip_test: bo
                   method: Optional[str] = None, sigmas: Optional[Sequence[float]] = None,
                   device: Optional[torch.device] = None, num_workers: int = 0, vis_thresh: float = 0.2,
                   oks_thresh: float = 0.9, soft_nms: bool = False, results_json: Optional[str] = None,
-                  progress: bool = False, codec: CodecLike = None, gt: Any = None,
-                  keypoint_indices: Optional[Sequence[int]] = None) -> Dict[str, float]:
-    """COCO keypoint AP/AR of ``model`` on ``dataset`` against ``dataset.ann_file`` (or ``gt``, a
-    COCO-format dict, e.g. :func:`oks_ground_truth`), crops and decoding under the model's codec
-    (``codec`` overrides it; see :func:`predict_dataset`).
+                  progress: bool = False, codec: CodecLike = None) -> Dict[str, float]:
+    """COCO keypoint AP/AR of ``model`` on ``dataset`` against ``dataset.ann_file``, crops and
+    decoding under the model's codec (``codec`` overrides it; see :func:`predict_dataset`); other
+    keypoint sets: :func:`evaluate_keypoints`.
 
     On ground-truth boxes (the default dataset) every prediction is kept. On detection boxes
     (``COCOKeypoints(..., boxes=DETS.json)``) each person is rescored and duplicates are removed
     by OKS-NMS per image (``oks_thresh``; ``soft_nms`` for the Gaussian variant), as the official
     evaluation. ``results_json``: also write the COCO results file there."""
     results = coco_results(model, dataset, batch_size, flip_test, method, sigmas, device, num_workers, vis_thresh,
-                           oks_thresh, soft_nms, progress, codec, keypoint_indices)
+                           oks_thresh, soft_nms, progress, codec)
     _write_results(results, results_json)
-    return coco_keypoint_ap(dataset.ann_file if gt is None else gt, results, sigmas=sigmas)
+    return coco_keypoint_ap(dataset.ann_file, results, sigmas=sigmas)
 
 
 def oks_ground_truth(ann: Union[str, dict], kps: KeypointSet) -> dict:
@@ -261,11 +260,11 @@ def evaluate_keypoints(model: nn.Module, dataset, kps: Optional[KeypointSet] = N
         results = coco_results(model, dataset, batch_size, flip_test, method, sig, codec=codec, keypoint_indices=idx,
                                **options)
         _write_results(results, results_json)
-        stats = coco_keypoint_ap(load_coco(gt), results, sigmas=sig)
+        stats = coco_keypoint_ap(gt, results, sigmas=sig)
         if kps.name == 'coco_wholebody':
             for part, (lo, hi) in WHOLEBODY_PARTS.items():
                 part_gt, part_results = _part(gt, results, lo, hi)
-                stats[f'{part} AP'] = coco_keypoint_ap(load_coco(part_gt), part_results, sigmas=sig[lo:hi])['AP']
+                stats[f'{part} AP'] = coco_keypoint_ap(part_gt, part_results, sigmas=sig[lo:hi])['AP']
         return stats
     if metric.metric == 'mAP':
         raise ValueError(f'{kps.name} is evaluated with PoseTrack\'s multi-person mAP (poseval), which hrnet-zoo '
