@@ -24,7 +24,7 @@ from .topdown import affine_matrix, apply_affine
 
 REFINEMENTS = ('argmax', 'quarter', 'dark')
 DECODE_METHODS = REFINEMENTS  # the name before codecs
-GAUSSIAN_WINDOWS = ('cut', 'official', 'full')
+GAUSSIAN_WINDOWS = ('cut', 'official', 'full', 'udp')
 
 
 def get_max_preds(heatmaps: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -209,7 +209,11 @@ def gaussian_heatmaps(keypoints: np.ndarray, visible: np.ndarray, heatmap_size: 
       centre itself unless ``c - r`` is a negative fraction), weight 0 when ``int(c - r) >= w`` or
       ``int(c + r + 1) < 0``;
     * ``'full'`` (DARK's code, mmpose ``generate_unbiased_gaussian_heatmaps``): the whole map,
-      weight 0 when ``c - r >= w`` or ``c + r + 1 < 0``.
+      weight 0 when ``c - r >= w`` or ``c + r + 1 < 0``;
+    * ``'udp'`` (mmpose ``generate_udp_gaussian_heatmaps``; always sub-pixel): the ``'official'``
+      window of ``mu = int(c + 0.5)``, the Gaussian centred on its pixel ``(2r + 1) // 2`` plus
+      ``c - mu`` (``c`` itself for a whole r); keypoints flagged below 0.5 get weight 0. E.g.
+      c = 10.3, sigma 2: window 4 .. 16 (13 pixels), peak at 10.3.
 
     The target weight (K, 1) is 0 for unannotated keypoints and as the window says, else 1 (times
     ``joint_weights`` when given); heatmaps of weight 0 are all zero.
@@ -227,10 +231,11 @@ def gaussian_heatmaps(keypoints: np.ndarray, visible: np.ndarray, heatmap_size: 
     radius = 3 * sigma
     xs = np.arange(w, dtype=np.float64)[None, None, :]
     ys = np.arange(h, dtype=np.float64)[None, :, None]
-    if window == 'official':
-        lo, hi = np.trunc(centers - radius), np.trunc(centers + radius + 1)
+    if window in ('official', 'udp'):
+        mu = np.trunc(kpts + 0.5) if window == 'udp' else centers
+        lo, hi = np.trunc(mu - radius), np.trunc(mu + radius + 1)
         off = ((lo >= size) | (hi < 0)).any(axis=1)
-        centers = lo + (2 * radius + 1) // 2
+        centers = lo + (2 * radius + 1) // 2 + (kpts - mu if window == 'udp' else 0)
         mask = ((xs >= lo[:, 0, None, None]) & (xs < hi[:, 0, None, None])
                 & (ys >= lo[:, 1, None, None]) & (ys < hi[:, 1, None, None]))
     elif window == 'full':
@@ -239,7 +244,7 @@ def gaussian_heatmaps(keypoints: np.ndarray, visible: np.ndarray, heatmap_size: 
     else:
         off = ((centers + radius < 0) | (centers - radius > size - 1)).any(axis=1)
         mask = None
-    weight = ((vis > 0) & ~off).astype(np.float32)
+    weight = (((vis >= 0.5) if window == 'udp' else (vis > 0)) & ~off).astype(np.float32)
     dx = xs - centers[:, 0, None, None]
     dy = ys - centers[:, 1, None, None]
     g = np.exp(-(dx ** 2 + dy ** 2) / (2 * sigma ** 2))

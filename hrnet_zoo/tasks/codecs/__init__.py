@@ -63,9 +63,9 @@ from . import face, mmpose
 __all__ = ['HeatmapCodec', 'CODECS', 'DEFAULT_CODEC', 'LEGACY_CODEC', 'get_codec', 'codec_of', 'resolve_codec',
            'checkpoint_codec', 'apply_checkpoint_codec', 'set_codec', 'dataset_with_codec', 'training_codec']
 
-# the Gaussian window of each target encoding (see hrnet_zoo.tasks.heatmap.gaussian_heatmaps); mmpose's
-# UDP window is its own (codecs.mmpose.udp_heatmaps), combined targets are decoded only
-_WINDOWS = {'rounded': 'official', 'subpixel': 'cut', 'dark': 'full', 'face': 'official', 'udp': None,
+# the Gaussian window of each target encoding (see hrnet_zoo.tasks.heatmap.gaussian_heatmaps); combined
+# targets are decoded only
+_WINDOWS = {'rounded': 'official', 'subpixel': 'cut', 'dark': 'full', 'face': 'official', 'udp': 'udp',
             'combined': None}
 # every refinement a codec may name: the shared ones (--decode) and mmpose's (codecs.mmpose)
 CODEC_REFINEMENTS = REFINEMENTS + ('quarter_axis', 'dark_udp')
@@ -219,8 +219,6 @@ class HeatmapCodec:
             raise ValueError(f'codec {self.name!r}: combined targets (disc + offset maps, mmpose\'s udp_regress '
                              'models) are decoded here but not trained: train under mmpose_udp instead')
         hm = self.heatmap_points(points, center, scale, rot, input_size, heatmap_size)
-        if self.target == 'udp':
-            return mmpose.udp_heatmaps(hm, visible, heatmap_size, sigma, joint_weights)
         return gaussian_heatmaps(hm, visible, heatmap_size, sigma, unbiased=self.target != 'rounded',
                                  joint_weights=joint_weights, window=_WINDOWS[self.target])
 

@@ -86,31 +86,9 @@ def udp_matrix(center, scale, rot: float, output_size: Tuple[int, int], inverse:
 def udp_heatmaps(keypoints: np.ndarray, visible: np.ndarray, heatmap_size: Tuple[int, int], sigma: float = 2.0,
                  joint_weights: Optional[Sequence[float]] = None) -> Tuple[np.ndarray, np.ndarray]:
     """UDP Gaussian targets (``generate_udp_gaussian_heatmaps``) of keypoints (K, 2) in heatmap
-    pixels: the window ``[int(mu - r), int(mu + r + 1))`` of ``mu = int(u + 0.5)`` (r = 3 sigma;
-    13 pixels for sigma 2), the Gaussian centred at ``int(mu - r) + (2r + 1) // 2 + (u - mu)``
-    (``u`` itself for a whole r); weight 0 for keypoints flagged < 0.5 and when ``int(mu - r) >= w``
-    or ``int(mu + r + 1) < 0`` (likewise y). E.g. u = 10.3: window 4 .. 16 (13 pixels), peak at 10.3."""
-    kpts = np.asarray(keypoints, dtype=np.float64).reshape(-1, 2)
-    vis = np.asarray(visible, dtype=np.float64).reshape(-1)
-    h, w = heatmap_size
-    radius = 3 * sigma
-    mu = np.trunc(kpts + 0.5)
-    lo, hi = np.trunc(mu - radius), np.trunc(mu + radius + 1)
-    centers = lo + (2 * radius + 1) // 2 + (kpts - mu)
-    off = (lo >= np.array([w, h])).any(axis=1) | (hi < 0).any(axis=1)
-    weight = ((vis >= 0.5) & ~off).astype(np.float32)
-    # the Gaussian of each centre over the whole map (the shared piece), cut to the window
-    g, _ = gaussian_heatmaps(centers, np.ones(len(kpts)), heatmap_size, sigma, unbiased=True, window='full')
-    xs, ys = np.arange(w)[None, None, :], np.arange(h)[None, :, None]
-    inside = ((xs >= lo[:, 0, None, None]) & (xs < hi[:, 0, None, None])
-              & (ys >= lo[:, 1, None, None]) & (ys < hi[:, 1, None, None]))
-    g = (g * inside * weight[:, None, None]).astype(np.float32)
-    if joint_weights is not None:
-        jw = np.asarray(joint_weights, dtype=np.float32).reshape(-1)
-        if len(jw) != len(kpts):
-            raise ValueError(f'{len(jw)} joint weights for {len(kpts)} keypoints')
-        weight = weight * jw
-    return g, weight[:, None]
+    pixels: :func:`~hrnet_zoo.tasks.heatmap.gaussian_heatmaps` with ``window='udp'`` (the 13-pixel
+    window of ``int(u + 0.5)`` for sigma 2, the Gaussian at ``u``; weight 0 for flags < 0.5)."""
+    return gaussian_heatmaps(keypoints, visible, heatmap_size, sigma, joint_weights=joint_weights, window='udp')
 
 
 def quarter_offset_per_axis(heatmaps: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
