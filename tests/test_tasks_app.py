@@ -172,14 +172,20 @@ def test_predict_flags_reach_deploy_for_the_pose_network_and_the_detector(tmp_pa
     assert list(names.values()) == [('onnxruntime', 'float32')]  # the pose network
 
 
-def test_int8_predict_calibrates_on_the_first_frames_crops(tmp_path, spy):
+def test_int8_predict_calibrates_on_the_first_frames_crops(tmp_path, spy, monkeypatch):
+    import importlib
     from PIL import Image
     for i in range(20):
         Image.fromarray(np.full((48, 64, 3), 10 * i, np.uint8)).save(tmp_path / f'{i:02d}.png')
-    task_main('pose')(['predict', *POSE, '--image', str(tmp_path), '--backend', 'openvino', '--dtype', 'int8',
-                       '--out', str(tmp_path / 'drawn'), '--no-progress'])
+    run = task_main('pose')
+    pose_main = importlib.import_module('hrnet_zoo.tasks.pose.__main__')
+    drawn = []
+    monkeypatch.setattr(pose_main, 'draw_people', lambda image, *a, **k: drawn.append(1) or image)
+    run(['predict', *POSE, '--image', str(tmp_path), '--backend', 'openvino', '--dtype', 'int8',
+         '--out', str(tmp_path / 'drawn'), '--no-progress'])
     (backend, dtype, n, _), = spy.calls
     assert (backend, dtype) == ('openvino', 'int8') and 16 <= n <= 32  # one crop per frame, 16..32 of them
+    assert len(drawn) == 20  # the predicted frames only: the calibration pass draws nothing
 
 
 def test_eval_flags_reach_deploy_and_float32_is_reported_beside(tmp_path, spy, monkeypatch):

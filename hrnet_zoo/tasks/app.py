@@ -367,7 +367,7 @@ class PredictApp:
     A task wraps its networks with :meth:`wrap` and runs :meth:`run` with ``make_step``:
     ``make_step(calibrating=False)`` returns a fresh per-frame step (``frame -> (outputs,
     drawing)``); ``calibrating=True`` is the int8 calibration pass (e.g. run the detector on
-    every frame)."""
+    every frame; its outputs are dropped, so it need not draw)."""
 
     def __init__(self, args, task: str, defaults: Sequence[str], device: Optional[torch.device] = None,
                  stages: Optional[StageTimer] = None):

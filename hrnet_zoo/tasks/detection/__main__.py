@@ -141,8 +141,10 @@ def predict(args: argparse.Namespace, recipe: Recipe):
             keep = det['scores'] >= args.score_thresh
             boxes, labels, scores = det['boxes'][keep].cpu(), det['labels'][keep].tolist(), det['scores'][keep].tolist()
             masks = det['masks'][keep, 0].cpu() if 'masks' in det else None
-            with timer('draw'):
-                drawing = draw_detections(frame.image, boxes, labels, scores, masks, class_names=names)
+            drawing = None
+            if not calibrating:  # the int8 calibration pass only feeds the network
+                with timer('draw'):
+                    drawing = draw_detections(frame.image, boxes, labels, scores, masks, class_names=names)
             xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1).tolist()
             return {'image': frame.name, 'detections': [
                 {'bbox': [round(v, 2) for v in b], 'label': c, 'category': names[c] if c < len(names) else str(c),

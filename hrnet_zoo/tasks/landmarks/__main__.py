@@ -109,8 +109,10 @@ def cmd_predict(args: argparse.Namespace, recipe: Recipe):
             box = list(args.box) if args.box else [0.0, 0.0, float(w), float(h)]
             with timer('landmarks'):
                 pts, conf = predict_face(model, frame.image.float() / 255, box, flip, method)
-            with timer('draw'):
-                drawing = draw_landmarks(frame.image, pts, box)
+            drawing = None
+            if not calibrating:  # the int8 calibration pass only feeds the network
+                with timer('draw'):
+                    drawing = draw_landmarks(frame.image, pts, box)
             return {'image': frame.name, 'box': [round(float(v), 2) for v in box],
                     'landmarks': np.round(pts, 2).tolist(), 'landmark_scores': np.round(conf, 3).tolist()}, drawing
         return step

@@ -190,10 +190,11 @@ def cmd_predict(args, recipe: Recipe):
     skeleton = COCO_SKELETON if model.num_keypoints == 17 else ()
 
     def make_step(calibrating: bool = False):
-        # the calibration pass only feeds the networks: no schedule, no tracks, no smoothing
+        # the calibration pass only feeds the networks: no schedule, no tracks, no smoothing, no drawing
         return pose_step(model, find_people, options, det_every=1 if calibrating else args.det_every,
-                         track='none' if calibrating else track, smooth=args.smooth and not calibrating, fps=app.source.fps, skeleton=skeleton, threshold=args.threshold,
-                         sigmas=_sigmas(args, recipe), stages=app.stages)
+                         track='none' if calibrating else track, smooth=args.smooth and not calibrating,
+                         fps=app.source.fps, skeleton=skeleton, threshold=args.threshold,
+                         sigmas=_sigmas(args, recipe), stages=app.stages, draw=not calibrating)
     return app.run(make_step).result
 
 
@@ -221,13 +222,14 @@ def _people_finder(args, recipe: Recipe, app: PredictApp, device):
 
 def pose_step(model, find_people, options: Dict[str, Any], *, det_every: int = 1, track: str = 'none',
               smooth: bool = False, fps: Optional[float] = None, skeleton=COCO_SKELETON, threshold: float = 0.2,
-              sigmas=None, stages=None):
+              sigmas=None, stages=None, draw: bool = True):
     """The per-frame step of pose predict (a fresh tracker each call): person boxes
     (``find_people(frame)``: (N, 4|5) boxes, COCO detection dicts, or None for the whole image;
     with ``det_every`` > 1 only on every N-th frame, in between from the previous keypoints:
     :class:`~.tracking.DetectEvery`), people (:func:`~.evaluate.predict` with ``options``), track
     ids (:class:`~.tracking.PoseTracker`, ``track`` 'oks' / 'iou'; 'none': no ids) with one-euro
-    ``smooth``-ing, and the drawing. ``stages`` (a StageTimer) times detect / pose / track / draw."""
+    ``smooth``-ing, and the drawing (None without ``draw``). ``stages`` (a StageTimer) times detect /
+    pose / track / draw."""
     timer = stages if stages is not None else no_timer
     tracker = None
     if track != 'none' or det_every > 1 or smooth:  # the schedule and the smoother need tracks
@@ -250,12 +252,14 @@ def pose_step(model, find_people, options: Dict[str, Any], *, det_every: int = 1
         if tracker is not None:
             with timer('track'):
                 people = tracker.update(people, frame.time)
-        with timer('draw'):
-            k = model.num_keypoints
-            drawing = draw_people(image, np.asarray([p['keypoints'] for p in people]).reshape(-1, k, 2),
-                                  np.asarray([p['keypoint_scores'] for p in people]).reshape(-1, k), skeleton,
-                                  threshold, [p['track_id'] for p in people] if track != 'none' else None,
-                                  boxes=np.asarray([p['bbox'] for p in people]).reshape(-1, 4))
+        drawing = None
+        if draw:
+            with timer('draw'):
+                k = model.num_keypoints
+                drawing = draw_people(image, np.asarray([p['keypoints'] for p in people]).reshape(-1, k, 2),
+                                      np.asarray([p['keypoint_scores'] for p in people]).reshape(-1, k), skeleton,
+                                      threshold, [p['track_id'] for p in people] if track != 'none' else None,
+                                      boxes=np.asarray([p['bbox'] for p in people]).reshape(-1, 4))
         return {'image': frame.name, 'people': [_jsonable(p, track != 'none') for p in people]}, drawing
     return step
 

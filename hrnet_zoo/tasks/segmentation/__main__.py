@@ -243,7 +243,9 @@ def cmd_predict(args: argparse.Namespace, recipe: Recipe):
             counts = torch.bincount(labels.flatten(), minlength=n)[:n].tolist()
             record = {'image': frame.name, 'classes': {names[c]: round(k / labels.numel(), 4) for c, k in
                                                        sorted(enumerate(counts), key=lambda ck: -ck[1]) if k}}
-            if masks is not None and not calibrating:
+            if calibrating:  # the int8 calibration pass only feeds the network: nothing written or drawn
+                return record, None
+            if masks is not None:
                 record['mask'] = save_png(colorize(labels, n), _mask_path(masks, frame))
             with timer('draw'):
                 drawing = draw_segmentation(raw, labels, n)
